@@ -1,0 +1,38 @@
+"""Callbacks: each tweak of the training loop in its own class."""
+
+from .core import (
+    ALIASES,
+    EVENTS,
+    Callback,
+    CancelBackwardException,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+)
+from .device import DeviceCallback
+from .guards import NonFiniteCheck, NonFiniteLossError
+from .progress import ProgressBar
+from .recorder import Recorder
+from .transforms import BatchTransform
+
+__all__ = [
+    "ALIASES",
+    "EVENTS",
+    "BatchTransform",
+    "Callback",
+    "CancelBackwardException",
+    "CancelBatchException",
+    "CancelEpochException",
+    "CancelFitException",
+    "CancelStepException",
+    "CancelTrainException",
+    "CancelValidException",
+    "DeviceCallback",
+    "NonFiniteCheck",
+    "NonFiniteLossError",
+    "ProgressBar",
+    "Recorder",
+]

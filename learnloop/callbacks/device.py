@@ -1,0 +1,70 @@
+"""DeviceCallback: put the model and every batch on one device."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+from ..utils import default_device, to_device
+from .core import Callback
+
+if TYPE_CHECKING:
+    from ..learner import Learner
+
+__all__ = ["DeviceCallback", "move_model"]
+
+
+def _model_device(model: torch.nn.Module) -> torch.device | None:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else None
+
+
+def move_model(model: torch.nn.Module, opt: torch.optim.Optimizer | None, device: torch.device) -> None:
+    """Move `model` (and `opt`'s state tensors) to `device`, all or nothing.
+
+    If any part fails (out of memory, say), what was moved goes back, so no model is left
+    half on one device and half on another.
+    """
+    src = _model_device(model)
+    if src is None or src == device:
+        return
+    try:
+        model.to(device)
+        if opt is not None:
+            for state in opt.state.values():
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor) and v.device != device and v.ndim > 0:
+                        state[k] = v.to(device)
+    except Exception as e:
+        model.to(src)
+        if opt is not None:
+            for state in opt.state.values():
+                for k, v in state.items():
+                    if isinstance(v, torch.Tensor) and v.ndim > 0:
+                        state[k] = v.to(src)
+        raise RuntimeError(f"Could not move the model to {device} ({e}); it was left on {src}.") from e
+
+
+class DeviceCallback(Callback):
+    """Moves the model to `device` before fitting or evaluating, and each batch before it is used."""
+
+    order = -100  # before anything that looks at the batch
+
+    def __init__(self, device: torch.device | str | None = None):
+        self.device = torch.device(device) if device is not None else default_device()
+        # Host-to-GPU copies can overlap compute; to the CPU there is nothing to overlap.
+        self.non_blocking = self.device.type == "cuda"
+
+    def before_fit(self, learn: "Learner") -> None:
+        move_model(learn.model, learn.opt, self.device)
+
+    def before_validate(self, learn: "Learner") -> None:
+        move_model(learn.model, learn.opt, self.device)
+
+    def before_batch(self, learn: "Learner") -> None:
+        learn.xb = to_device(learn.xb, self.device, self.non_blocking)
+        learn.yb = to_device(learn.yb, self.device, self.non_blocking)
+
+    def __repr__(self) -> str:
+        return f"DeviceCallback({self.device})"

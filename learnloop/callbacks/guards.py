@@ -1,0 +1,74 @@
+"""NonFiniteCheck: stop at the first NaN or infinite loss, saying where it happened."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import torch
+
+from .core import Callback
+
+if TYPE_CHECKING:
+    from ..learner import Learner
+
+__all__ = ["NonFiniteCheck", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; `epoch` and `batch` say where."""
+
+    def __init__(self, epoch: int, batch: int, value: float):
+        self.epoch, self.batch, self.value = epoch, batch, value
+        super().__init__(
+            f"Training loss is {value} at epoch {epoch}, batch {batch}. Lower the learning rate, check the "
+            "inputs for NaNs, or check the initialisation; the Recorder keeps the losses up to this point."
+        )
+
+
+class NonFiniteCheck(Callback):
+    """Raises `NonFiniteLossError` when a training loss is NaN or infinite.
+
+    On the CPU every loss is checked before its backward pass, so the weights are never touched by
+    a bad loss. On an accelerator, reading a loss back forces the host to wait, so losses are
+    kept on the device and checked every `every` batches (default 32): the error still names
+    the first bad batch, but up to `every - 1` steps may have run after it.
+    """
+
+    order = 55  # after the Recorder, so the bad loss is recorded too
+
+    def __init__(self, every: int | None = None):
+        self.every = every
+
+    def before_train(self, learn: "Learner") -> None:
+        self._window: list[torch.Tensor] = []
+        self._start = 0
+        p = next(learn.model.parameters(), None)
+        cpu = p is None or p.device.type == "cpu"
+        self._n = self.every or (1 if cpu else 32)
+
+    def after_loss(self, learn: "Learner") -> None:
+        if not learn.training:
+            return
+        if self._n == 1:
+            value = learn.loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(learn.epoch, learn.iter, value)
+            return
+        if not self._window:
+            self._start = learn.iter
+        self._window.append(learn.loss.detach())
+        if len(self._window) >= self._n:
+            self._check()
+
+    def after_train(self, learn: "Learner") -> None:
+        if self._window:
+            self._check()
+
+    def _check(self) -> None:
+        losses = torch.stack(self._window).float()
+        self._window = []
+        bad = ~torch.isfinite(losses)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise NonFiniteLossError(self.learn.epoch, self._start + i, float(losses[i]))

@@ -1,0 +1,57 @@
+"""BatchTransform: change each batch on its way into the model (normalise, reshape, augment)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .core import Callback
+
+if TYPE_CHECKING:
+    from ..learner import Learner
+
+__all__ = ["BatchTransform", "Normalize", "Reshape"]
+
+
+class BatchTransform(Callback):
+    """Applies `tfm` to every batch's inputs (`on='x'`), targets (`'y'`) or both, after the batch
+    reaches the device, so the lesson's `view(-1, 1, 28, 28)` needs no custom dataset.
+
+    Example: `BatchTransform(Reshape(1, 28, 28))`, `BatchTransform(Normalize(0.1307, 0.3081))`.
+    """
+
+    order = -50  # after DeviceCallback (-100): transforms run on the device
+
+    def __init__(self, tfm: Callable[[Any], Any], on: str = "x", name: str | None = None):
+        if on not in ("x", "y", "both"):
+            raise ValueError(f"on must be 'x', 'y' or 'both', got {on!r}.")
+        self.tfm, self.on = tfm, on
+        if name is not None:
+            self.name = name
+
+    def before_batch(self, learn: "Learner") -> None:
+        if self.on in ("x", "both"):
+            learn.xb = self.tfm(learn.xb)
+        if self.on in ("y", "both") and learn.yb is not None:
+            learn.yb = self.tfm(learn.yb)
+
+
+class Normalize:
+    """x -> (x - mean) / std, with scalar or per-channel (broadcastable) statistics."""
+
+    def __init__(self, mean: float | torch.Tensor, std: float | torch.Tensor):
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class Reshape:
+    """x -> x.view(-1, *shape): e.g. flat 784-pixel rows to (1, 28, 28) images."""
+
+    def __init__(self, *shape: int):
+        self.shape = shape
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, *self.shape)

@@ -1,0 +1,17 @@
+"""The data pipeline: datasets, samplers, collate, DataLoader and DataLoaders."""
+
+from .collate import collate
+from .dataset import ArrayDataset
+from .loader import DataLoader, DataLoaders, fetch
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
+
+__all__ = [
+    "ArrayDataset",
+    "BatchSampler",
+    "DataLoader",
+    "DataLoaders",
+    "RandomSampler",
+    "SequentialSampler",
+    "collate",
+    "fetch",
+]

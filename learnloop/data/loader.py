@@ -1,0 +1,233 @@
+"""DataLoader: batches from a dataset in sampler order; DataLoaders: a train and a valid loader."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.utils.data
+
+from ..utils import apply_to_tensors
+from .collate import collate
+from .dataset import ArrayDataset
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, _Sampler
+
+__all__ = ["DataLoader", "DataLoaders"]
+
+
+def fetch(dataset: Any, indices: torch.Tensor | list[int], collate_fn: Callable | None = None) -> Any:
+    """One batch of `dataset` at `indices`.
+
+    An `ArrayDataset` (with no custom `collate_fn`) answers with one gather per array. Any other
+    dataset gets one `__getitems__` call when it has one (PyTorch's convention: it returns a
+    list of samples, which is then collated) or one `__getitem__` call per index.
+    """
+    if collate_fn is None and isinstance(dataset, ArrayDataset):
+        return dataset.__getitems__(indices)
+    idx = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
+    getitems = getattr(dataset, "__getitems__", None)
+    samples = getitems(idx) if getitems is not None else [dataset[i] for i in idx]
+    if not isinstance(samples, list):  # a __getitems__ that already returns a batch
+        return samples
+    return (collate_fn or collate)(samples)
+
+
+class _BatchFetcher(torch.utils.data.Dataset):
+    """Adapter for torch's worker machinery: item `indices` is a whole collated batch."""
+
+    def __init__(self, dataset: Any, collate_fn: Callable | None):
+        self.dataset, self.collate_fn = dataset, collate_fn
+
+    def __getitem__(self, indices: Any) -> Any:
+        return fetch(self.dataset, indices, self.collate_fn)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _pin(t: torch.Tensor) -> torch.Tensor:
+    return t.pin_memory()
+
+
+class DataLoader:
+    """Iterates over `dataset` in batches, in the order its sampler gives.
+
+    Args:
+        dataset: an `ArrayDataset` (fastest: one gather per batch), or anything with `__len__`
+            and `__getitem__` (torch datasets, dict-returning datasets).
+        batch_size: samples per batch.
+        shuffle: a new random order each epoch (a `RandomSampler` seeded by `seed`).
+        sampler: a custom index sampler (excludes `shuffle`).
+        batch_sampler: yields lists or tensors of indices per batch (excludes `batch_size`,
+            `shuffle`, `sampler`, `drop_last`).
+        collate_fn: turns a list of samples into a batch (default `collate`).
+        drop_last: drop the last, short batch.
+        num_workers: > 0 loads batches in worker processes with torch.utils.data's machinery;
+            batches and their order are the same as with 0.
+        pin_memory: page-lock batches for faster host-to-GPU copies (only when CUDA is present).
+        seed: seed of the shuffling sampler; None draws one from torch's global RNG.
+
+    The loader is resumable: `state_dict()` records the epoch, the sampler's seed and the
+    position inside the epoch, and after `load_state_dict()` iteration continues with exactly
+    the batches the original would have produced next, without replaying earlier ones.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 64,
+        shuffle: bool = False,
+        sampler: Any = None,
+        batch_sampler: Any = None,
+        collate_fn: Callable | None = None,
+        drop_last: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        seed: int | None = None,
+    ):
+        if not hasattr(dataset, "__len__") or not hasattr(dataset, "__getitem__"):
+            raise TypeError(f"DataLoader needs a dataset with __len__ and __getitem__, got {type(dataset).__name__}.")
+        if batch_sampler is not None:
+            if sampler is not None or shuffle or drop_last:
+                raise ValueError("batch_sampler already decides batching: don't also pass sampler, shuffle or drop_last.")
+        else:
+            if sampler is not None and shuffle:
+                raise ValueError("Pass either shuffle=True or a sampler, not both (the sampler decides the order).")
+            if sampler is None:
+                sampler = RandomSampler(len(dataset), seed=seed) if shuffle else SequentialSampler(len(dataset))
+            batch_sampler = BatchSampler(sampler, batch_size, drop_last)
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}.")
+        self.dataset, self.batch_sampler, self.collate_fn = dataset, batch_sampler, collate_fn
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        # Where the next batch comes from: (epoch, batch number inside it).
+        self.epoch, self.position = 0, 0
+        self._resuming = False
+
+    @property
+    def batch_size(self) -> int | None:
+        return getattr(self.batch_sampler, "batch_size", None)
+
+    @property
+    def sampler(self) -> Any:
+        return getattr(self.batch_sampler, "sampler", None)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def _batches(self, start: int) -> Iterator[Any]:
+        if isinstance(self.batch_sampler, BatchSampler):
+            return self.batch_sampler.batches(start)
+        return itertools.islice(iter(self.batch_sampler), start, None)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.position and not self._resuming:
+            # The last pass was abandoned mid-epoch: a new pass is a new epoch, as with torch.
+            self.epoch, self.position = self.epoch + 1, 0
+        self._resuming = False
+        epoch, start = self.epoch, self.position
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+        pin = self.pin_memory and torch.cuda.is_available()
+        if self.num_workers == 0:
+            batches: Iterator[Any] = (fetch(self.dataset, idx, self.collate_fn) for idx in self._batches(start))
+            if pin:
+                batches = (apply_to_tensors(_pin, b) for b in batches)
+        else:
+            batches = iter(
+                torch.utils.data.DataLoader(
+                    _BatchFetcher(self.dataset, self.collate_fn),
+                    sampler=list(self._batches(start)),
+                    batch_size=None,
+                    collate_fn=_identity,
+                    num_workers=self.num_workers,
+                    pin_memory=pin,
+                )
+            )
+        for i, batch in enumerate(batches, start + 1):
+            self.position = i  # the consumer holds batch i-1; the next one is i
+            yield batch
+        self.epoch, self.position = epoch + 1, 0
+
+    def one_batch(self) -> Any:
+        """The first batch of the current epoch, without moving the loader's position."""
+        if len(self) == 0:
+            raise ValueError("one_batch: this DataLoader yields no batches (empty dataset, or drop_last with too few items).")
+        idx = next(iter(self._batches(0)))
+        return fetch(self.dataset, idx, self.collate_fn)
+
+    def state_dict(self) -> dict:
+        """Epoch, position inside it, and the sampler's state (its seed): enough to resume exactly."""
+        state = {"epoch": self.epoch, "position": self.position}
+        if hasattr(self.sampler, "state_dict"):
+            state["sampler"] = self.sampler.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Make the next iteration continue at the saved epoch and position."""
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        if "sampler" in state and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state["sampler"])
+        self._resuming = True
+
+    def __repr__(self) -> str:
+        return f"DataLoader({self.dataset!r}, batches={len(self)}, batch_size={self.batch_size})"
+
+
+class DataLoaders:
+    """A training and a validation `DataLoader` (the lesson's DataBunch)."""
+
+    def __init__(self, train: DataLoader, valid: DataLoader | None = None):
+        self.train, self.valid = train, valid
+
+    def one_batch(self) -> Any:
+        """The first training batch, for a look at shapes and values."""
+        return self.train.one_batch()
+
+    @classmethod
+    def from_datasets(
+        cls,
+        train_ds: Any,
+        valid_ds: Any = None,
+        batch_size: int = 64,
+        valid_batch_size: int | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> "DataLoaders":
+        """Shuffled training loader and ordered validation loader (twice the batch size by default)."""
+        train = DataLoader(train_ds, batch_size, shuffle=True, seed=seed, **kwargs)
+        valid = None
+        if valid_ds is not None:
+            valid = DataLoader(valid_ds, valid_batch_size or 2 * batch_size, shuffle=False, **kwargs)
+        return cls(train, valid)
+
+    @classmethod
+    def from_tensors(
+        cls,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        x_valid: torch.Tensor | None = None,
+        y_valid: torch.Tensor | None = None,
+        batch_size: int = 64,
+        valid_batch_size: int | None = None,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> "DataLoaders":
+        """Loaders over in-memory tensors: the fast path for data that fits in memory."""
+        if (x_valid is None) != (y_valid is None):
+            raise ValueError("Give both x_valid and y_valid, or neither.")
+        valid = ArrayDataset(x_valid, y_valid) if x_valid is not None else None
+        return cls.from_datasets(ArrayDataset(x_train, y_train), valid, batch_size, valid_batch_size, seed, **kwargs)
+
+    def state_dict(self) -> dict:
+        return {"train": self.train.state_dict(), "valid": self.valid.state_dict() if self.valid else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train.load_state_dict(state["train"])
+        if self.valid is not None and state.get("valid") is not None:
+            self.valid.load_state_dict(state["valid"])
+
+    def __repr__(self) -> str:
+        return f"DataLoaders(train={self.train!r}, valid={self.valid!r})"

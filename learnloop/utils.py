@@ -1,0 +1,58 @@
+"""Small helpers shared across the package: seeding, devices, mapping over nested batches."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+__all__ = ["set_seed", "default_device", "to_device", "apply_to_tensors", "snake_case"]
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs (all devices), so a CPU run repeats bitwise.
+
+    learnloop's samplers draw their own seed from torch's RNG when none is given, so this one
+    call also fixes the batch order.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA if available, then Apple's MPS, then the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def apply_to_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:
+    """Apply `fn` to every tensor inside nested tuples, lists and dicts; keep everything else."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: apply_to_tensors(fn, v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        out = [apply_to_tensors(fn, v) for v in obj]
+        if hasattr(obj, "_fields"):  # namedtuple
+            return type(obj)(*out)
+        return type(obj)(out)
+    return obj
+
+
+def to_device(obj: Any, device: torch.device | str, non_blocking: bool = False) -> Any:
+    """Move every tensor in a (nested) batch to `device`."""
+    return apply_to_tensors(lambda t: t.to(device, non_blocking=non_blocking), obj)
+
+
+def snake_case(name: str) -> str:
+    """'ProgressBar' -> 'progress_bar', 'LRFinder' -> 'lr_finder'."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
