@@ -53,7 +53,7 @@ class _Sampler:
         if self.pad and self.n % self.num_replicas:
             # Training shards must have equal length so ranks stay in lockstep: wrap around.
             total = math.ceil(self.n / self.num_replicas) * self.num_replicas
-            order = torch.cat([order, order[: total - self.n]])
+            order = order.repeat(math.ceil(total / self.n))[:total]
         return order[self.rank :: self.num_replicas]
 
     def __len__(self) -> int:

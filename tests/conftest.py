@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny synthetic loaders and the real MNIST folder (skipped where absent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from learnloop import DataLoaders
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MNIST_DIR = SHARED / "mnist"
+FASHION_DIR = SHARED / "fashion-mnist"
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {MNIST_DIR} (the project's ../shared/data); CI provides it")
+    return MNIST_DIR
+
+
+@pytest.fixture
+def fashion_dir() -> Path:
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real Fashion-MNIST not found at {FASHION_DIR}; CI provides it")
+    return FASHION_DIR
+
+
+def tiny_dls(n_train: int = 6, n_valid: int = 4, bs: int = 2, n_in: int = 4, n_out: int = 3, seed: int = 0) -> DataLoaders:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_train + n_valid, n_in, generator=g)
+    y = torch.randint(0, n_out, (n_train + n_valid,), generator=g)
+    return DataLoaders.from_tensors(x[:n_train], y[:n_train], x[n_train:], y[n_train:], batch_size=bs, seed=seed)

@@ -1,0 +1,69 @@
+"""The `learnloop` command: the main job on a tiny budget, help, and bad arguments."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from learnloop.cli import main
+from learnloop.layers import mlp
+
+
+def test_train_writes_a_complete_run_folder(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--data", str(mnist_dir), "--model", "mlp", "--epochs", "1", "--lr", "0.1", "--opt", "sgd", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "final validation accuracy:" in printed.out and "epoch" in printed.out
+    assert f"from {mnist_dir}" in printed.err  # says which data it used
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and history[0]["accuracy"] > 0.9
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert float(rows[0]["accuracy"]) == pytest.approx(history[0]["accuracy"])
+    config = json.loads((out / "config.json").read_text())
+    assert config["epochs"] == 1 and config["model"] == "mlp" and config["data_source"] == str(mnist_dir)
+    for png in ("loss.png", "sched.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    model = mlp([784, 50, 10])
+    model.load_state_dict(torch.load(out / "model.pt"))
+
+
+def test_train_cnn_quiet_with_env_data(mnist_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LEARNLOOP_DATA", str(mnist_dir))
+    rc = main(["train", "--epochs", "1", "--channels", "4,8", "--bs", "256", "--quiet", "--out", str(tmp_path / "r")])
+    out = capsys.readouterr().out
+    assert rc == 0 and out.startswith("final validation accuracy:") and len(out.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "zero"], "--epochs: expected a positive integer"),
+        (["train", "--lr", "-1"], "--lr: expected a positive number"),
+        (["train", "--channels", "8,x"], "comma-separated integers"),
+        (["train", "--device", "tpu9"], "unknown device"),
+        (["train", "--model", "resnet"], "invalid choice"),
+        (["fly"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_missing_data_folder(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "none")]) == 1
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_help_runs_as_a_command():
+    for args in (["--help"], ["train", "--help"]):
+        r = subprocess.run([sys.executable, "-m", "learnloop", *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "usage: learnloop" in r.stdout
+    assert "--epochs" in r.stdout and "mlxtend" in r.stdout
