@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -55,16 +55,22 @@ class DeviceCallback(Callback):
         self.device = torch.device(device) if device is not None else default_device()
         # Host-to-GPU copies can overlap compute; to the CPU there is nothing to overlap.
         self.non_blocking = self.device.type == "cuda"
+        self._concrete = self.device
 
     def before_fit(self, learn: "Learner") -> None:
         move_model(learn.model, learn.opt, self.device)
+        # 'cuda' means 'cuda:<current>': compare batches against the concrete device.
+        self._concrete = _model_device(learn.model) or self.device
 
-    def before_validate(self, learn: "Learner") -> None:
-        move_model(learn.model, learn.opt, self.device)
+    before_validate = before_fit
+
+    def _move(self, b: Any) -> Any:
+        if isinstance(b, torch.Tensor) and b.device == self._concrete:
+            return b  # the common case, kept cheap: no call into torch's argument parsing
+        return to_device(b, self.device, self.non_blocking)
 
     def before_batch(self, learn: "Learner") -> None:
-        learn.xb = to_device(learn.xb, self.device, self.non_blocking)
-        learn.yb = to_device(learn.yb, self.device, self.non_blocking)
+        learn.xb, learn.yb = self._move(learn.xb), self._move(learn.yb)
 
     def __repr__(self) -> str:
         return f"DeviceCallback({self.device})"

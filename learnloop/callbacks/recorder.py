@@ -83,8 +83,9 @@ class Recorder(Callback):
     before_validate = _start_phase
 
     def after_loss(self, learn: "Learner") -> None:
+        yb = learn.yb
         self._pending.append(learn.loss.detach())
-        self._sizes.append(batch_size(learn.yb))
+        self._sizes.append(yb.shape[0] if isinstance(yb, torch.Tensor) and yb.ndim else batch_size(yb))
         if not learn.training or self.train_metrics:
             for m in learn.metrics:
                 m.update(learn.pred, learn.yb)
@@ -92,7 +93,7 @@ class Recorder(Callback):
     def after_batch(self, learn: "Learner") -> None:
         if learn.training:
             keys = self._hp_keys
-            self._hp_rows.append([tuple(g[k] for k in keys) for g in learn.opt.param_groups])
+            self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
 
     def _finish_phase(self, learn: "Learner", prefix: str) -> dict[str, float]:
         use_metrics = prefix == "valid" or self.train_metrics

@@ -40,7 +40,8 @@ class ArrayDataset:
         """A whole batch at once: `indices` is an int64 tensor or a list of ints."""
         if not isinstance(indices, torch.Tensor):
             indices = torch.as_tensor(indices, dtype=torch.int64)
-        return tuple(t[indices] for t in self.tensors)
+        # index_select is markedly faster than t[indices] (advanced indexing) on the CPU.
+        return tuple(t.index_select(0, indices) for t in self.tensors)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in self.tensors)

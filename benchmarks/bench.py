@@ -1,0 +1,312 @@
+"""learnloop against a hand-written PyTorch loop and torch's DataLoader, measured side by side.
+
+    python benchmarks/bench.py            # full run (a few minutes)
+    python benchmarks/bench.py --quick    # under a minute
+
+Every contender trains the same model from the same initial weights on the same data; epochs
+are interleaved (hand, torch DL, learnloop, learnloop bare, hand, ...) so machine drift hits all
+alike, and we report min / median / max seconds per epoch and the median ratio to the hand loop.
+The hand loop computes what the Learner reports (size-weighted train loss, valid loss, accuracy,
+accumulated on the device) so the ratio prices only the framework. One thread by default: on a
+shared 2-core machine a second thread adds more noise than speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import learnloop as ll
+from learnloop.data import ArrayDataset, DataLoader, DataLoaders
+from learnloop.datasets import DataNotFoundError, mnist, normalize
+
+ROOT = Path(__file__).resolve().parent
+
+
+# ---- data and models ----------------------------------------------------------------------------
+
+
+def load_data(n_train: int) -> tuple[tuple[torch.Tensor, ...], str]:
+    shared = ROOT.parent.parent / "shared" / "data" / "mnist"
+    try:
+        d = mnist(shared if shared.is_dir() else None, download=False)
+        if len(d.x_train) < n_train:
+            raise DataNotFoundError("only the small sample is available")
+        xs = (normalize(d.x_train[:n_train]).view(-1, 784), d.y_train[:n_train], normalize(d.x_test).view(-1, 784), d.y_test)
+        return xs, f"MNIST ({d.source})"
+    except DataNotFoundError:
+        g = torch.Generator().manual_seed(0)
+        xs = (torch.randn(n_train, 784, generator=g), torch.randint(0, 10, (n_train,), generator=g),
+              torch.randn(10000, 784, generator=g), torch.randint(0, 10, (10000,), generator=g))  # fmt: skip
+        return xs, "synthetic MNIST-shaped data"
+
+
+def make_mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
+
+
+def make_cnn() -> nn.Module:
+    def conv(ni: int, nf: int, ks: int = 3) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(ni, nf, ks, stride=2, padding=ks // 2), nn.ReLU())
+
+    return nn.Sequential(
+        nn.Unflatten(1, (1, 28, 28)),
+        conv(1, 8, 5), conv(8, 16), conv(16, 32), conv(32, 32),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )  # fmt: skip
+
+
+WORKLOADS = {
+    "mlp-bs64": (make_mlp, 64, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "mlp-bs512": (make_mlp, 512, lambda p: torch.optim.SGD(p, lr=0.1)),
+    "cnn-bs64": (make_cnn, 64, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+}
+
+
+# ---- contenders: each returns a function that runs one epoch --------------------------------
+
+
+def hand_loop(model: nn.Module, opt_factory: Callable, data: tuple, bs: int, seed: int) -> Callable[[], dict]:
+    """The floor: slices of a shuffled permutation, the Learner's numbers computed by hand."""
+    x, y, xv, yv = data
+    opt = opt_factory(model.parameters())
+    sampler = ll.RandomSampler(len(x), seed=seed)  # same batch order as learnloop's loader
+    state = {"epoch": 0}
+
+    def epoch() -> dict:
+        sampler.set_epoch(state["epoch"])
+        state["epoch"] += 1
+        perm = sampler.indices()
+        model.train()
+        losses, sizes = [], []
+        for i in range(0, len(x), bs):
+            idx = perm[i : i + bs]
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.detach())
+            sizes.append(len(yb))
+        model.eval()
+        vl, acc, n = 0.0, 0.0, 0
+        with torch.no_grad():
+            for i in range(0, len(xv), 2 * bs):
+                xb, yb = xv[i : i + 2 * bs], yv[i : i + 2 * bs]
+                pred = model(xb)
+                vl = vl + F.cross_entropy(pred, yb) * len(yb)
+                acc = acc + (pred.argmax(-1) == yb).float().mean() * len(yb)
+                n += len(yb)
+        sz = torch.tensor(sizes, dtype=torch.float32)
+        train_loss = (torch.stack(losses) * sz).sum() / sz.sum()
+        return {"train_loss": train_loss.item(), "valid_loss": (vl / n).item(), "accuracy": (acc / n).item()}
+
+    return epoch
+
+
+def torch_loader_loop(model: nn.Module, opt_factory: Callable, data: tuple, bs: int, seed: int) -> Callable[[], dict]:
+    """The same loop fed by torch.utils.data.DataLoader(TensorDataset) with default collate."""
+    x, y, xv, yv = data
+    opt = opt_factory(model.parameters())
+    g = torch.Generator().manual_seed(seed)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=bs, shuffle=True, generator=g)
+    valid = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xv, yv), batch_size=2 * bs)
+
+    def epoch() -> dict:
+        model.train()
+        for xb, yb in train:
+            F.cross_entropy(model(xb), yb).backward()
+            opt.step()
+            opt.zero_grad()
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for xb, yb in valid:
+                correct += (model(xb).argmax(-1) == yb).sum()
+        return {"accuracy": (correct / len(xv)).item()}
+
+    return epoch
+
+
+def learnloop_loop(model: nn.Module, opt_factory: Callable, data: tuple, bs: int, seed: int, bare: bool = False) -> tuple[Callable[[], dict], ll.Learner]:
+    """`Learner.fit(1)` per epoch: default callbacks (recorder, metrics, progress bar), or none."""
+    x, y, xv, yv = data
+    dls = DataLoaders.from_tensors(x, y, xv, yv, batch_size=bs, seed=seed)
+    learn = ll.Learner(model, dls, opt_func=lambda p, lr: opt_factory(p), metrics=[] if bare else [ll.accuracy], default_cbs=not bare)
+    if not bare:
+        learn.progress_bar.bar = True  # the bar hides itself when stderr is not a terminal
+
+    def epoch() -> dict:
+        learn.fit(1)
+        return dict(learn.recorder.history[-1]) if not bare else {}
+
+    return epoch, learn
+
+
+# ---- measurement --------------------------------------------------------------------------------
+
+
+def interleave(contenders: dict[str, Callable[[], dict]], reps: int, warmup: int) -> tuple[dict, dict]:
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    results: dict[str, dict] = {}
+    for r in range(warmup + reps):
+        for name, run in contenders.items():
+            t0 = time.perf_counter()
+            results[name] = run()
+            dt = time.perf_counter() - t0
+            if r >= warmup:
+                times[name].append(dt)
+    return times, results
+
+
+def summarize(times: dict[str, list[float]], floor: str) -> dict[str, dict]:
+    base = statistics.median(times[floor])
+    return {
+        k: {"min": min(v), "median": statistics.median(v), "max": max(v), "ratio": statistics.median(v) / base}
+        for k, v in times.items()
+    }
+
+
+def bench_training(data: tuple, workloads: list[str], reps: int, warmup: int, seed: int) -> dict:
+    out = {}
+    for name in workloads:
+        make, bs, opt_factory = WORKLOADS[name]
+        torch.manual_seed(seed)
+        init = make().state_dict()
+        models = {}
+
+        def fresh(key: str) -> nn.Module:
+            m = make()
+            m.load_state_dict(init)
+            models[key] = m
+            return m
+
+        learner_epoch, _ = learnloop_loop(fresh("learnloop"), opt_factory, data, bs, seed)
+        bare_epoch, _ = learnloop_loop(fresh("learnloop-bare"), opt_factory, data, bs, seed, bare=True)
+        contenders = {
+            "hand": hand_loop(fresh("hand"), opt_factory, data, bs, seed),
+            "torch-dataloader": torch_loader_loop(fresh("torch-dataloader"), opt_factory, data, bs, seed),
+            "learnloop": learner_epoch,
+            "learnloop-bare": bare_epoch,
+        }
+        times, results = interleave(contenders, reps, warmup)
+        stats = summarize(times, "hand")
+        same = all(torch.equal(a, b) for a, b in zip(models["hand"].parameters(), models["learnloop"].parameters()))
+        for k in stats:
+            stats[k]["accuracy"] = results[k].get("accuracy")
+        out[name] = {"stats": stats, "bitwise_equal_weights_hand_vs_learnloop": same, "hand": results["hand"], "learnloop": results["learnloop"]}
+        print(f"  {name}: " + ", ".join(f"{k} {v['median']:.3f}s ({v['ratio']:.3f}x)" for k, v in stats.items()) + f"; weights equal: {same}", file=sys.stderr)
+    return out
+
+
+def bench_loaders(data: tuple, reps: int, warmup: int, seed: int) -> dict:
+    x, y = data[0], data[1]
+    out = {}
+    for bs in (64, 512):
+        ours = DataLoader(ArrayDataset(x, y), batch_size=bs, shuffle=True, seed=seed)
+        g = torch.Generator().manual_seed(seed)
+        theirs = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=bs, shuffle=True, generator=g)
+
+        def hand() -> dict:
+            perm = torch.randperm(len(x))
+            for i in range(0, len(x), bs):
+                idx = perm[i : i + bs]
+                x.index_select(0, idx), y.index_select(0, idx)
+            return {}
+
+        def run(dl) -> Callable[[], dict]:
+            def epoch() -> dict:
+                for _ in dl:
+                    pass
+                return {}
+
+            return epoch
+
+        times, _ = interleave({"hand-slicing": hand, "learnloop": run(ours), "torch-dataloader": run(theirs)}, reps, warmup)
+        stats = summarize(times, "hand-slicing")
+        stats["learnloop"]["speedup_vs_torch"] = stats["torch-dataloader"]["median"] / stats["learnloop"]["median"]
+        out[f"bs{bs}"] = stats
+        print(f"  loader bs{bs}: " + ", ".join(f"{k} {v['median'] * 1000:.1f}ms ({v['ratio']:.2f}x)" for k, v in stats.items()), file=sys.stderr)
+    return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def markdown(report: dict) -> str:
+    env = report["env"]
+    lines = [
+        f"Measured {env['date']} on {env['cpu']} ({env['threads']} torch thread(s)), torch {env['torch']}, "
+        f"{env['data']}, {env['n_train']:,} train + 10,000 valid samples per epoch, {env['reps']} timed epochs after {env['warmup']} warm-up.",
+        "",
+        "| workload | contender | median s/epoch | min | max | ratio to hand loop | accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for wl, r in report["training"].items():
+        for k, s in r["stats"].items():
+            acc = f"{s['accuracy']:.4f}" if s.get("accuracy") is not None else ""
+            lines.append(f"| {wl} | {k} | {s['median']:.3f} | {s['min']:.3f} | {s['max']:.3f} | {s['ratio']:.3f}x | {acc} |")
+    lines.append("")
+    lines += ["| loader (one epoch of batches) | contender | median ms | min | max | ratio to hand slicing |", "|---|---|---|---|---|---|"]
+    for bs, stats in report["loaders"].items():
+        for k, s in stats.items():
+            lines.append(f"| {bs} | {k} | {s['median'] * 1000:.1f} | {s['min'] * 1000:.1f} | {s['max'] * 1000:.1f} | {s['ratio']:.2f}x |")
+    lines.append("")
+    for wl, r in report["training"].items():
+        lines.append(f"- {wl}: hand loop and learnloop end with bitwise-equal weights: {r['bitwise_equal_weights_hand_vs_learnloop']}")
+    for bs, stats in report["loaders"].items():
+        lines.append(f"- loader {bs}: learnloop is {stats['learnloop']['speedup_vs_torch']:.1f}x faster than torch's DataLoader")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer epochs and samples: under a minute")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=None)
+    p.add_argument("--workloads", default=",".join(WORKLOADS))
+    p.add_argument("--out", default=str(ROOT / "results"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    n_train = 10000 if args.quick else 50000
+    reps = args.reps or (3 if args.quick else 7)
+    warmup = 1
+    data, source = load_data(n_train)
+    print(f"learnloop benchmark: {source}, {n_train} train samples, {reps} reps", file=sys.stderr)
+    report = {
+        "env": {
+            "date": time.strftime("%Y-%m-%d"), "cpu": cpu_name(), "threads": args.threads,
+            "torch": torch.__version__, "python": platform.python_version(), "data": source, "n_train": n_train,
+            "reps": reps, "warmup": warmup,
+        },  # fmt: skip
+        "training": bench_training(data, args.workloads.split(","), reps, warmup, seed=0),
+        "loaders": bench_loaders(data, reps * 3, warmup, seed=0),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(report, indent=2))
+    md = markdown(report)
+    (out / "bench.md").write_text(md + "\n")
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
