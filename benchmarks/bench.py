@@ -159,8 +159,10 @@ def learnloop_loop(model: nn.Module, opt_factory: Callable, data: tuple, bs: int
 def interleave(contenders: dict[str, Callable[[], dict]], reps: int, warmup: int) -> tuple[dict, dict]:
     times: dict[str, list[float]] = {k: [] for k in contenders}
     results: dict[str, dict] = {}
+    names = list(contenders)
     for r in range(warmup + reps):
-        for name, run in contenders.items():
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate: no contender always goes first
+            run = contenders[name]
             t0 = time.perf_counter()
             results[name] = run()
             dt = time.perf_counter() - t0

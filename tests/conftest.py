@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 
 from learnloop import DataLoaders
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The project's shared data sits beside the checkout; LEARNLOOP_SHARED_DATA points elsewhere.
+SHARED = Path(os.environ.get("LEARNLOOP_SHARED_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 MNIST_DIR = SHARED / "mnist"
 FASHION_DIR = SHARED / "fashion-mnist"
 

@@ -41,7 +41,14 @@ class ArrayDataset:
         if not isinstance(indices, torch.Tensor):
             indices = torch.as_tensor(indices, dtype=torch.int64)
         # index_select is markedly faster than t[indices] (advanced indexing) on the CPU.
-        return tuple(t.index_select(0, indices) for t in self.tensors)
+        # Tensors kept on a GPU are gathered there, with the indices sent over once.
+        idx = {indices.device: indices}
+        out = []
+        for t in self.tensors:
+            if t.device not in idx:
+                idx[t.device] = indices.to(t.device, non_blocking=True)
+            out.append(t.index_select(0, idx[t.device]))
+        return tuple(out)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in self.tensors)
