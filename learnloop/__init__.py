@@ -12,14 +12,18 @@ from .callbacks import (
     CancelValidException,
     DeviceCallback,
     NonFiniteCheck,
+    LRFinder,
     NonFiniteLossError,
+    ParamScheduler,
     ProgressBar,
     Recorder,
+    TorchScheduler,
 )
 from .callbacks.transforms import Normalize, Reshape
 from .data import ArrayDataset, BatchSampler, DataLoader, DataLoaders, RandomSampler, SequentialSampler, collate
 from .learner import Learner
 from .metrics import AvgMetric, accuracy, error_rate
+from .schedule import combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no, sched_poly
 from .utils import default_device, set_seed
 
 __version__ = "0.1.0"
@@ -40,18 +44,28 @@ __all__ = [
     "DataLoader",
     "DataLoaders",
     "DeviceCallback",
+    "LRFinder",
     "Learner",
     "NonFiniteCheck",
     "NonFiniteLossError",
     "Normalize",
+    "ParamScheduler",
     "ProgressBar",
     "RandomSampler",
     "Recorder",
     "Reshape",
     "SequentialSampler",
+    "TorchScheduler",
     "accuracy",
     "collate",
+    "combine_scheds",
+    "cos_1cycle_anneal",
     "default_device",
     "error_rate",
+    "sched_cos",
+    "sched_exp",
+    "sched_lin",
+    "sched_no",
+    "sched_poly",
     "set_seed",
 ]

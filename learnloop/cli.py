@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .data import DataLoaders
-from .datasets import DataNotFoundError, mnist, mnist_dataloaders
+from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders
 from .layers import cnn, mlp
 from .learner import Learner
 from .metrics import accuracy
@@ -81,20 +81,35 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not)")
     train.add_argument("--epochs", type=_positive_int, default=3, help="number of epochs")
     train.add_argument("--bs", "--batch-size", dest="bs", type=_positive_int, default=64, help="batch size")
-    train.add_argument("--lr", type=_positive_float, default=3e-3, help="learning rate")
+    train.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate (the peak, with one-cycle)")
     train.add_argument("--opt", choices=sorted(OPTIMIZERS), default="adamw", help="optimizer")
     train.add_argument("--model", choices=["cnn", "mlp"], default="cnn", help="architecture")
     train.add_argument("--channels", type=_channels, default=[8, 16, 32, 32], help="CNN channels per stride-2 conv")
     train.add_argument("--hidden", type=_positive_int, default=50, help="MLP hidden units")
-    train.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    train.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, mps, or auto (CUDA, then MPS, then CPU)")
     train.add_argument("--seed", type=int, default=42, help="random seed (the run repeats bitwise on the CPU)")
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<timestamp>)")
+    train.add_argument("--schedule", choices=["one-cycle", "constant"], default="one-cycle", help="learning-rate schedule (one-cycle peaks at --lr)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table, only the result line")
+
+    find = sub.add_parser(
+        "lr-find",
+        help="sweep the learning rate on the default MNIST setup and suggest one",
+        description="Run the LR finder on the same model and data as `learnloop train`, print the suggested learning rates and save the plot.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for action in train._actions:
+        if action.dest in ("data", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
+            find._add_action(action)
+    find.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate of the sweep")
+    find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
+    find.add_argument("--num-it", type=_positive_int, default=100, help="number of mini-batches in the sweep")
+    find.add_argument("--plot", default="lr_find.png", help="where to save the plot")
     return parser
 
 
-def _device(name: str | None) -> torch.device:
-    if name is None:
+def _device(name: str) -> torch.device:
+    if name == "auto":
         return default_device()
     try:
         device = torch.device(name)
@@ -118,19 +133,27 @@ def _write_history(out: Path, history: list[dict]) -> None:
             writer.writerows(history)
 
 
-def train(args: argparse.Namespace) -> int:
+def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageData]:
     device = _device(args.device)
-    out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
     set_seed(args.seed)
     data = mnist(args.data, verbose=True)
     dls: DataLoaders = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
     model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
-    learn = Learner(
-        model, dls, lr=args.lr, opt_func=OPTIMIZERS[args.opt], metrics=[accuracy], device=device, progress=not args.quiet
-    )
-    learn.fit(args.epochs)
+    lr = getattr(args, "lr", 1e-3)
+    learn = Learner(model, dls, lr=lr, opt_func=OPTIMIZERS[args.opt], metrics=[accuracy], device=device, progress=progress)
+    return learn, data
+
+
+def train(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    learn, data = _learner(args, progress=not args.quiet)
+    model, device = learn.model, learn.device.device
+    if args.schedule == "one-cycle":
+        learn.fit_one_cycle(args.epochs, args.lr)
+    else:
+        learn.fit(args.epochs)
 
     out.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "device": str(device), "data_source": data.source, "out": str(out)}
@@ -147,6 +170,18 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def lr_find(args: argparse.Namespace) -> int:
+    if not args.start_lr < args.end_lr:
+        raise UsageError(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
+    learn, _ = _learner(args, progress=True)
+    suggestions = learn.lr_find(args.start_lr, args.end_lr, args.num_it)
+    for name, lr in suggestions.items():
+        print(f"{name:>8}: {lr:.2e}")
+    learn.plot_lr_find(path=args.plot)
+    print(f"plot saved to {args.plot}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -154,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return train(args)
+        return {"train": train, "lr-find": lr_find}[args.command](args)
     except UsageError as e:
         print(f"learnloop: error: {e}", file=sys.stderr)
         return 2

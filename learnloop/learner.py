@@ -48,6 +48,7 @@ from .callbacks.progress import ProgressBar
 from .callbacks.recorder import Recorder
 from .data import ArrayDataset, DataLoader, DataLoaders
 from .metrics import resolve_metric
+from .policies import FitPolicies
 
 __all__ = ["Learner"]
 
@@ -63,7 +64,7 @@ def _shape(x: Any) -> Any:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-class Learner:
+class Learner(FitPolicies):
     """Trains `model` on `dls` with `loss_func` and an optimizer made by `opt_func`.
 
     Args:
@@ -79,6 +80,8 @@ class Learner:
             (averaged, weighted by batch size), objects with `update/compute/reset`
             (torchmetrics-style), or names such as `'accuracy'`.
         device: where to train (default: CUDA, then MPS, then CPU).
+
+    Training recipes (`fit_one_cycle`, `fit_flat_cos`, `lr_find`) come from `FitPolicies`.
         default_cbs: add the default callbacks (device, recorder, non-finite check, progress).
         progress: show the progress bar and epoch table (False for quiet scripts).
     """

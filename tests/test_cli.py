@@ -67,3 +67,18 @@ def test_help_runs_as_a_command():
         r = subprocess.run([sys.executable, "-m", "learnloop", *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0 and "usage: learnloop" in r.stdout
     assert "--epochs" in r.stdout and "mlxtend" in r.stdout
+
+
+def test_lr_find_command(mnist_dir, tmp_path, capsys):
+    plot = tmp_path / "lr.png"
+    rc = main(["lr-find", "--data", str(mnist_dir), "--model", "mlp", "--num-it", "40", "--plot", str(plot)])
+    out = capsys.readouterr().out
+    assert rc == 0 and plot.read_bytes()[:4] == b"\x89PNG"
+    lines = dict(l.split(":", 1) for l in out.splitlines() if ":" in l and not l.startswith("plot"))
+    assert {k.strip() for k in lines} == {"valley", "steep", "minimum"}
+    assert all(1e-7 <= float(v) <= 10 for v in lines.values())
+
+
+def test_lr_find_bad_range(capsys):
+    assert main(["lr-find", "--start-lr", "1", "--end-lr", "0.1"]) == 2
+    assert "--start-lr" in capsys.readouterr().err

@@ -14,8 +14,10 @@ from .core import (
 )
 from .device import DeviceCallback
 from .guards import NonFiniteCheck, NonFiniteLossError
+from .lr_finder import LRFinder
 from .progress import ProgressBar
 from .recorder import Recorder
+from .schedule import ParamScheduler, TorchScheduler
 from .transforms import BatchTransform
 
 __all__ = [
@@ -31,8 +33,11 @@ __all__ = [
     "CancelTrainException",
     "CancelValidException",
     "DeviceCallback",
+    "LRFinder",
     "NonFiniteCheck",
     "NonFiniteLossError",
+    "ParamScheduler",
     "ProgressBar",
     "Recorder",
+    "TorchScheduler",
 ]

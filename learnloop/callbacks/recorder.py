@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from ..hypers import locations
 from ..metrics import metric_name
 from .core import Callback
 
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from ..learner import Learner
 
 __all__ = ["Recorder", "batch_size"]
-
-# Optimizer param-group keys worth recording, and the names the Recorder gives them.
-_HYPER_KEYS = {"lr": "lr", "momentum": "mom", "mom": "mom", "sqr_mom": "sqr_mom", "weight_decay": "wd", "wd": "wd"}
 
 
 def batch_size(b: Any) -> int:
@@ -38,7 +36,8 @@ class Recorder(Callback):
 
     - `losses`: the training loss of every batch;
     - `hps`: every training batch's hyper-parameters per param group, e.g. `hps['lr'][i][g]`
-      (names: lr, mom, sqr_mom, wd; Adam's betas give mom and sqr_mom);
+      (learnloop's names: lr, mom, sqr_mom, wd, eps; Adam's betas give mom and sqr_mom), as in
+      effect for that batch's step;
     - `history`: one dict per epoch with `epoch`, `train_loss`, `valid_loss`, each metric, `time`.
 
     Epoch averages weight every batch by its size, so a short last batch does not skew them.
@@ -56,13 +55,15 @@ class Recorder(Callback):
         self._sizes: list[int] = []
         self._hp_rows: list[list[tuple]] = []
         self._hp_keys: list[str] = []
+        self._hp_locs: dict[str, Any] = {}
 
     # ---- events -----------------------------------------------------------------------------
 
     def before_fit(self, learn: "Learner") -> None:
         self.losses, self.history, self._hp_rows = [], [], []
-        group = learn.opt.param_groups[0]
-        self._hp_keys = [k for k in ("lr", "momentum", "betas", "mom", "sqr_mom", "weight_decay", "wd") if k in group]
+        # Record raw param-group entries (cheap); `hps` translates them to our names on demand.
+        self._hp_locs = locations(learn.opt.param_groups[0])
+        self._hp_keys = sorted({loc[0] if isinstance(loc, tuple) else loc for loc in self._hp_locs.values()})
         self._fit_start = time.perf_counter()
 
     def before_epoch(self, learn: "Learner") -> None:
@@ -86,14 +87,12 @@ class Recorder(Callback):
         yb = learn.yb
         self._pending.append(learn.loss.detach())
         self._sizes.append(yb.shape[0] if isinstance(yb, torch.Tensor) and yb.ndim else batch_size(yb))
-        if not learn.training or self.train_metrics:
-            for m in learn.metrics:
-                m.update(learn.pred, learn.yb)
-
-    def after_batch(self, learn: "Learner") -> None:
         if learn.training:
             keys = self._hp_keys
             self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
+        if not learn.training or self.train_metrics:
+            for m in learn.metrics:
+                m.update(learn.pred, learn.yb)
 
     def _finish_phase(self, learn: "Learner", prefix: str) -> dict[str, float]:
         use_metrics = prefix == "valid" or self.train_metrics
@@ -147,13 +146,15 @@ class Recorder(Callback):
     @property
     def hps(self) -> dict[str, list[list[float]]]:
         """Hyper-parameters per training batch and param group: `hps['lr'][batch][group]`."""
+        col = {k: j for j, k in enumerate(self._hp_keys)}
         hps: dict[str, list[list[float]]] = {}
-        for j, key in enumerate(self._hp_keys):
-            if key == "betas":
-                hps["mom"] = [[g[j][0] for g in row] for row in self._hp_rows]
-                hps["sqr_mom"] = [[g[j][1] for g in row] for row in self._hp_rows]
+        for name, loc in self._hp_locs.items():
+            if isinstance(loc, tuple):
+                j, i = col[loc[0]], loc[1]
+                hps[name] = [[g[j][i] for g in row] for row in self._hp_rows]
             else:
-                hps[_HYPER_KEYS[key]] = [[g[j] for g in row] for row in self._hp_rows]
+                j = col[loc]
+                hps[name] = [[g[j] for g in row] for row in self._hp_rows]
         return hps
 
     # ---- plots --------------------------------------------------------------------------------
@@ -200,9 +201,11 @@ class Recorder(Callback):
             "losses": list(self.losses),
             "history": [dict(h) for h in self.history],
             "hp_keys": list(self._hp_keys),
+            "hp_locs": dict(self._hp_locs),
             "hp_rows": [list(r) for r in self._hp_rows],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.losses, self.history = list(state["losses"]), [dict(h) for h in state["history"]]
         self._hp_keys, self._hp_rows = list(state["hp_keys"]), [list(r) for r in state["hp_rows"]]
+        self._hp_locs = dict(state["hp_locs"])

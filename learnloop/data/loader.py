@@ -104,7 +104,7 @@ class DataLoader:
         self.num_workers, self.pin_memory = num_workers, pin_memory
         # Where the next batch comes from: (epoch, batch number inside it).
         self.epoch, self.position = 0, 0
-        self._resuming = False
+        self._open: object | None = None  # the pass in progress, if any
 
     @property
     def batch_size(self) -> int | None:
@@ -123,33 +123,48 @@ class DataLoader:
         return itertools.islice(iter(self.batch_sampler), start, None)
 
     def __iter__(self) -> Iterator[Any]:
-        if self.position and not self._resuming:
-            # The last pass was abandoned mid-epoch: a new pass is a new epoch, as with torch.
-            self.epoch, self.position = self.epoch + 1, 0
-        self._resuming = False
+        if self._open is not None:
+            self._abandon()  # a new pass while another is still open: that one is over, as with torch
+        token = self._open = object()
         epoch, start = self.epoch, self.position
         if hasattr(self.batch_sampler, "set_epoch"):
             self.batch_sampler.set_epoch(epoch)
+        completed = False
+        try:
+            for i, batch in enumerate(self._fetch_from(start), start + 1):
+                if self._open is token:  # a superseded pass no longer moves the loader
+                    self.position = i  # the consumer holds batch i-1; the next one is i
+                yield batch
+            completed = True
+        finally:
+            if self._open is token:  # this pass still owns the loader's state
+                self._open = None
+                if completed:
+                    self.epoch, self.position = epoch + 1, 0
+                else:
+                    self._abandon()
+
+    def _abandon(self) -> None:
+        # A pass left mid-epoch (a break, a cancelled training phase) ends that epoch: the next
+        # pass starts a fresh one. Only load_state_dict resumes mid-epoch.
+        self._open = None
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def _fetch_from(self, start: int) -> Iterator[Any]:
         pin = self.pin_memory and torch.cuda.is_available()
         if self.num_workers == 0:
             batches: Iterator[Any] = (fetch(self.dataset, idx, self.collate_fn) for idx in self._batches(start))
-            if pin:
-                batches = (apply_to_tensors(_pin, b) for b in batches)
-        else:
-            batches = iter(
-                torch.utils.data.DataLoader(
-                    _BatchFetcher(self.dataset, self.collate_fn),
-                    sampler=list(self._batches(start)),
-                    batch_size=None,
-                    collate_fn=_identity,
-                    num_workers=self.num_workers,
-                    pin_memory=pin,
-                )
+            return (apply_to_tensors(_pin, b) for b in batches) if pin else batches
+        return iter(
+            torch.utils.data.DataLoader(
+                _BatchFetcher(self.dataset, self.collate_fn),
+                sampler=list(self._batches(start)),
+                batch_size=None,
+                collate_fn=_identity,
+                num_workers=self.num_workers,
+                pin_memory=pin,
             )
-        for i, batch in enumerate(batches, start + 1):
-            self.position = i  # the consumer holds batch i-1; the next one is i
-            yield batch
-        self.epoch, self.position = epoch + 1, 0
+        )
 
     def one_batch(self) -> Any:
         """The first batch of the current epoch, without moving the loader's position."""
@@ -159,7 +174,10 @@ class DataLoader:
         return fetch(self.dataset, idx, self.collate_fn)
 
     def state_dict(self) -> dict:
-        """Epoch, position inside it, and the sampler's state (its seed): enough to resume exactly."""
+        """Epoch, position inside it, and the sampler's state (its seed): enough to resume exactly.
+
+        Taken during a pass, it points at the next batch of that pass; taken between passes, at
+        the start of the next epoch."""
         state = {"epoch": self.epoch, "position": self.position}
         if hasattr(self.sampler, "state_dict"):
             state["sampler"] = self.sampler.state_dict()
@@ -167,10 +185,10 @@ class DataLoader:
 
     def load_state_dict(self, state: dict) -> None:
         """Make the next iteration continue at the saved epoch and position."""
+        self._open = None  # any pass still open is superseded
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         if "sampler" in state and hasattr(self.sampler, "load_state_dict"):
             self.sampler.load_state_dict(state["sampler"])
-        self._resuming = True
 
     def __repr__(self) -> str:
         return f"DataLoader({self.dataset!r}, batches={len(self)}, batch_size={self.batch_size})"

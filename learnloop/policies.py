@@ -1,0 +1,163 @@
+"""Training recipes built on `Learner.fit`: one-cycle, flat-then-cosine, and the LR finder.
+
+They live apart from the loop (learner.py) and reach it only through `fit` and callbacks;
+`Learner` inherits them from `FitPolicies`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .callbacks.core import Callback
+from .callbacks.lr_finder import LRFinder, LRFindResult, plot_lr_find
+from .callbacks.lr_finder import suggest as suggest_lrs
+from .callbacks.schedule import ParamScheduler
+from .hypers import get_hyper, hyper_names, set_hyper
+from .schedule import Schedule, combine_scheds, sched_cos, sched_no
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .learner import Learner
+
+__all__ = ["FitPolicies"]
+
+
+def _per_group(value: float | Sequence[float], n_groups: int, what: str) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)] * n_groups
+    values = [float(v) for v in value]
+    if len(values) != n_groups:
+        raise ValueError(f"{what}: got {len(values)} values for {n_groups} param groups; give one, or one per group.")
+    return values
+
+
+class _Snapshot:
+    """Everything a trial run (the LR finder) may change, so it can be put back bitwise."""
+
+    def __init__(self, learn: "Learner"):
+        self.model = copy.deepcopy(learn.model.state_dict())
+        self.opt = copy.deepcopy(learn.opt.state_dict()) if learn.opt is not None else None
+        self.had_opt = learn.opt is not None
+        self.cbs = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs]
+        self.loaders = [(dl, dl.state_dict()) for dl in (learn.dls.train, learn.dls.valid) if hasattr(dl, "state_dict")]
+        self.rng = (torch.get_rng_state(), random.getstate(), np.random.get_state())
+        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        self.training = learn.model.training
+
+    def restore(self, learn: "Learner") -> None:
+        learn.model.load_state_dict(self.model)
+        learn.model.train(self.training)
+        if self.had_opt:
+            learn.opt.load_state_dict(self.opt)
+        else:
+            learn.opt = None
+        for cb, state in self.cbs:
+            cb.load_state_dict(state)
+        for dl, state in self.loaders:
+            dl.load_state_dict(state)
+        torch.set_rng_state(self.rng[0])
+        random.setstate(self.rng[1])
+        np.random.set_state(self.rng[2])
+        if self.cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self.cuda_rng)
+
+
+class FitPolicies:
+    """`fit_one_cycle`, `fit_flat_cos`, `lr_find` and `plot_lr_find`, mixed into `Learner`."""
+
+    def _schedule_fit(self: "Learner", n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None, reset_opt: bool) -> None:
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        if wd is not None:
+            for group in self.opt.param_groups:
+                set_hyper(group, "wd", wd)
+        self.fit(n_epochs, cbs=[ParamScheduler(scheds), *(cbs or [])])
+
+    def fit_one_cycle(
+        self: "Learner",
+        n_epochs: int,
+        lr_max: float | Sequence[float] | None = None,
+        div: float = 25.0,
+        div_final: float = 1e5,
+        pct_start: float = 0.25,
+        moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95),
+        wd: float | None = None,
+        cbs: Iterable[Callback] | None = None,
+        reset_opt: bool = False,
+    ) -> None:
+        """One-cycle training: lr warms up from lr_max/div to lr_max over `pct_start` of the fit
+        (cosine), then anneals to lr_max/div_final; momentum moves the opposite way through `moms`.
+
+        `lr_max` may be a list, one per param group. Momentum is scheduled only where the optimizer
+        uses it (Adam's betas, or SGD created with momentum > 0); `moms=None` leaves it alone.
+        """
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"pct_start must be in [0, 1], got {pct_start}.")
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        groups = self.opt.param_groups
+        tops = _per_group(self.lr if lr_max is None else lr_max, len(groups), "lr_max")
+        phases = [pct_start, 1 - pct_start]
+        scheds: dict[str, Any] = {
+            "lr": [combine_scheds(phases, [sched_cos(top / div, top), sched_cos(top, top / div_final)]) for top in tops]
+        }
+        if moms is not None and "mom" in hyper_names(groups[0]) and get_hyper(groups[0], "mom") > 0:
+            scheds["mom"] = combine_scheds(phases, [sched_cos(moms[0], moms[1]), sched_cos(moms[1], moms[2])])
+        self._schedule_fit(n_epochs, scheds, wd, cbs, reset_opt=False)
+
+    def fit_flat_cos(
+        self: "Learner",
+        n_epochs: int,
+        lr: float | Sequence[float] | None = None,
+        pct_start: float = 0.75,
+        wd: float | None = None,
+        cbs: Iterable[Callback] | None = None,
+        reset_opt: bool = False,
+    ) -> None:
+        """Constant lr for `pct_start` of the fit, then a cosine anneal to zero."""
+        if not 0 <= pct_start <= 1:
+            raise ValueError(f"pct_start must be in [0, 1], got {pct_start}.")
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        tops = _per_group(self.lr if lr is None else lr, len(self.opt.param_groups), "lr")
+        lr_scheds: list[Schedule] = [combine_scheds([pct_start, 1 - pct_start], [sched_no(t, t), sched_cos(t, 0.0)]) for t in tops]
+        self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs, reset_opt=False)
+
+    def lr_find(
+        self: "Learner",
+        start_lr: float = 1e-7,
+        end_lr: float = 10.0,
+        num_it: int = 100,
+        stop_div: bool = True,
+        suggest: Sequence[str] = ("valley", "steep", "minimum"),
+    ) -> dict[str, float]:
+        """Sweep the learning rate exponentially from `start_lr` to `end_lr` over `num_it`
+        training batches and return suggested learning rates by name.
+
+        Afterwards the model, optimizer, callbacks' state, RNGs and data-loader positions are
+        exactly what they were before. `plot_lr_find()` draws the sweep.
+        """
+        finder = LRFinder(start_lr, end_lr, num_it, stop_div)
+        snapshot = _Snapshot(self)
+        try:
+            self.fit(math.ceil(num_it / len(self.dls.train)), cbs=[finder])
+        finally:
+            snapshot.restore(self)
+        self.lr_find_result = LRFindResult(finder.lrs, finder.losses, suggest_lrs(finder.lrs, finder.losses, suggest))
+        return dict(self.lr_find_result.suggestions)
+
+    def plot_lr_find(self: "Learner", path: str | Path | None = None) -> "Figure":
+        """The last `lr_find` sweep: smoothed loss against learning rate, suggestions marked."""
+        result = getattr(self, "lr_find_result", None)
+        if result is None:
+            raise RuntimeError("Run learn.lr_find() first.")
+        return plot_lr_find(result, path)
+

@@ -1,0 +1,220 @@
+"""Annealers, ParamScheduler, torch schedulers, one-cycle and the LR finder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import learnloop as ll
+from learnloop.schedule import annealer, combine_scheds, cos_1cycle_anneal, plot_schedule, sched_cos, sched_exp, sched_lin, sched_no, sched_poly
+
+from .conftest import tiny_dls
+
+
+def test_annealer_exact_values():
+    assert sched_lin(1, 2)(0.3) == 1.3
+    assert sched_cos(1, 3)(0.0) == 1 and sched_cos(1, 3)(1.0) == 3 and sched_cos(1, 3)(0.5) == pytest.approx(2.0)
+    assert sched_cos(5, 1)(0.25) == pytest.approx(1 + 4 * (1 + math.cos(math.pi * 0.25)) / 2)
+    assert sched_no(4, 9)(0.7) == 4
+    assert sched_exp(1e-4, 1e-2)(0.5) == pytest.approx(1e-3) and sched_exp(2, 8)(1.0) == pytest.approx(8)
+    assert sched_poly(1, 3, 2)(0.5) == 1.5
+    with pytest.raises(ValueError, match="positive"):
+        sched_exp(0, 1)(0.5)
+
+
+def test_custom_annealer():
+    @annealer
+    def sched_step(start, end, pos):
+        return start if pos < 0.5 else end
+
+    s = sched_step(3, 7)
+    assert (s(0.2), s(0.8)) == (3, 7)
+
+
+def test_combine_scheds_phases_and_boundaries():
+    s = combine_scheds([0.3, 0.7], [sched_lin(0, 1), sched_lin(1, 5)])
+    assert s(0.0) == 0 and s(0.15) == pytest.approx(0.5) and s(0.3) == pytest.approx(1.0)
+    assert s(0.65) == pytest.approx(3.0) and s(1.0) == 5
+    z = combine_scheds([0.0, 1.0], [sched_no(9, 9), sched_lin(1, 2)])  # a zero-length phase never runs
+    assert z(0.0) == 1 and z(1.0) == 2
+    one = combine_scheds([0.5, 0.5], cos_1cycle_anneal(0.1, 1.0, 0.01))
+    assert one(0) == pytest.approx(0.1) and one(0.5) == pytest.approx(1.0) and one(1) == pytest.approx(0.01)
+
+
+def test_combine_scheds_errors():
+    with pytest.raises(ValueError, match="sum to 1"):
+        combine_scheds([0.3, 0.3], [sched_no(1, 1)] * 2)
+    with pytest.raises(ValueError, match=">= 0"):
+        combine_scheds([-0.5, 1.5], [sched_no(1, 1)] * 2)
+    with pytest.raises(ValueError, match="one fraction per schedule"):
+        combine_scheds([1.0], [sched_no(1, 1)] * 2)
+
+
+def test_plot_schedule(tmp_path):
+    fig = plot_schedule(sched_cos(1, 0), path=tmp_path / "s.png")
+    assert len(fig.axes[0].lines[0].get_xdata()) == 200 and (tmp_path / "s.png").exists()
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_param_scheduler_sets_the_schedule_at_every_batch():
+    dls = tiny_dls(n_train=10, bs=4)  # 3 batches an epoch, 6 in the fit
+    sched = combine_scheds([0.5, 0.5], [sched_lin(0.1, 0.5), sched_cos(0.5, 0.01)])
+    learn = ll.Learner(mlp(), dls, progress=False)
+    learn.fit(2, cbs=[ll.ParamScheduler({"lr": sched, "mom": sched_lin(0.9, 0.8), "wd": sched_no(1e-4, 1e-4)})])
+    hps = learn.recorder.hps
+    assert [row[0] for row in hps["lr"]] == pytest.approx([sched(i / 6) for i in range(6)])
+    assert [row[0] for row in hps["mom"]] == pytest.approx([0.9 - 0.1 * i / 6 for i in range(6)])
+    assert [row[0] for row in hps["wd"]] == [1e-4] * 6
+
+
+@pytest.mark.parametrize("opt_func, mom_key", [(torch.optim.SGD, "momentum"), (torch.optim.Adam, "betas"), (torch.optim.AdamW, "betas")])
+def test_mom_maps_onto_each_optimizer(opt_func, mom_key):
+    learn = ll.Learner(mlp(), tiny_dls(), opt_func=opt_func, lr=1e-3, progress=False)
+    learn.fit(1, cbs=[ll.ParamScheduler({"mom": sched_no(0.7, 0.7), "wd": sched_no(0.02, 0.02)})])
+    group = learn.opt.param_groups[0]
+    assert (group[mom_key][0] if mom_key == "betas" else group[mom_key]) == 0.7
+    assert group["weight_decay"] == 0.02 and learn.recorder.hps["mom"][0] == [0.7]
+    if mom_key == "betas":
+        learn.fit(1, cbs=[ll.ParamScheduler({"sqr_mom": sched_no(0.95, 0.95), "eps": sched_no(1e-6, 1e-6)})])
+        assert learn.opt.param_groups[0]["betas"] == (0.7, 0.95) and learn.opt.param_groups[0]["eps"] == 1e-6
+
+
+def test_discriminative_schedules_per_group():
+    model = mlp()
+    opt_func = lambda params, lr: torch.optim.SGD([{"params": model[0].parameters()}, {"params": model[2].parameters()}], lr=lr)
+    learn = ll.Learner(model, tiny_dls(n_train=8, bs=4), opt_func=opt_func, progress=False)
+    learn.fit(1, cbs=[ll.ParamScheduler({"lr": [sched_lin(0.01, 0.02), sched_lin(0.1, 0.2)]})])
+    assert np.allclose(learn.recorder.hps["lr"], [[0.01, 0.1], [0.015, 0.15]])
+    with pytest.raises(ValueError, match="3 schedules but the optimizer has 2 param groups"):
+        learn.fit(1, cbs=[ll.ParamScheduler({"lr": [sched_no(1, 1)] * 3})])
+
+
+def test_unknown_hyper_parameter_lists_what_there_is():
+    learn = ll.Learner(mlp(), tiny_dls(), opt_func=torch.optim.SGD, progress=False)
+    with pytest.raises(ValueError, match=r"no 'sqr_mom'; it has \['lr', 'mom', 'wd'\]"):
+        learn.fit(1, cbs=[ll.ParamScheduler({"sqr_mom": sched_no(0.9, 0.9)})])
+
+
+def test_torch_scheduler_per_batch_matches_torch():
+    dls = tiny_dls(n_train=20, bs=4)  # 5 batches an epoch
+    learn = ll.Learner(mlp(), dls, lr=0.1, progress=False)
+    make = lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.5, total_steps=10)
+    learn.fit(2, cbs=[ll.TorchScheduler(make)])
+    ref_opt = torch.optim.SGD(mlp().parameters(), lr=0.1)
+    ref = make(ref_opt)
+    expected = []
+    for _ in range(10):
+        expected.append(ref_opt.param_groups[0]["lr"])
+        ref_opt.step()
+        ref.step()
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx(expected)
+
+
+def test_torch_scheduler_per_epoch_and_plateau():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=4), lr=0.1, progress=False)
+    learn.fit(3, cbs=[ll.TorchScheduler(lambda o: torch.optim.lr_scheduler.StepLR(o, 1, gamma=0.5), interval="epoch")])
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+    class Worse(ll.Callback):  # make valid_loss rise so the plateau scheduler reacts
+        order = 51
+
+        def after_validate(self, learn):
+            learn.recorder._row["valid_loss"] = float(learn.epoch)
+
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=4), lr=0.1, progress=False, cbs=[Worse()])
+    plateau = lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.1)
+    learn.fit(3, cbs=[ll.TorchScheduler(plateau, interval="epoch")])
+    assert [r[0] for r in learn.recorder.hps["lr"]][::2] == pytest.approx([0.1, 0.1, 0.01])  # worse after epoch 1
+    with pytest.raises(ValueError, match="interval='epoch'"):
+        learn.fit(1, cbs=[ll.TorchScheduler(plateau)])
+
+
+def test_fit_one_cycle_shape():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=40, bs=2), opt_func=torch.optim.Adam, lr=1e-2, progress=False)
+    learn.fit_one_cycle(1, lr_max=1e-2, pct_start=0.25)
+    lrs = [r[0] for r in learn.recorder.hps["lr"]]
+    moms = [r[0] for r in learn.recorder.hps["mom"]]
+    assert lrs[0] == pytest.approx(1e-2 / 25) and max(lrs) == pytest.approx(1e-2) and lrs.index(max(lrs)) == 5
+    assert lrs[-1] == pytest.approx(sched_cos(1e-2, 1e-2 / 1e5)((19 / 20 - 0.25) / 0.75))
+    assert moms[0] == pytest.approx(0.95) and moms[5] == pytest.approx(0.85) and moms.index(min(moms)) == 5
+
+
+def test_fit_one_cycle_leaves_plain_sgd_momentum_alone():
+    learn = ll.Learner(mlp(), tiny_dls(), lr=0.1, progress=False)
+    learn.fit_one_cycle(1)
+    assert set(r[0] for r in learn.recorder.hps["mom"]) == {0}
+
+
+def test_fit_flat_cos():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=1), lr=0.1, progress=False)
+    learn.fit_flat_cos(1, pct_start=0.5)
+    lrs = [r[0] for r in learn.recorder.hps["lr"]]
+    assert lrs[:4] == [0.1] * 4 and lrs[4] == pytest.approx(0.1) and lrs[-1] < lrs[5] < lrs[4]
+
+
+def _state(learn):
+    return (
+        [t.clone() for t in learn.model.state_dict().values()],
+        {k: {n: v.clone() for n, v in s.items()} for k, s in learn.opt.state_dict()["state"].items()},
+        [dict(g, params=None) for g in learn.opt.state_dict()["param_groups"]],
+        [dict(h) for h in learn.recorder.history],
+        list(learn.recorder.losses),
+        learn.dls.train.state_dict(),
+        torch.get_rng_state().clone(),
+        np.random.get_state()[1].copy(),
+    )
+
+
+def test_lr_find_restores_everything_bitwise():
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3))
+    learn = ll.Learner(model, tiny_dls(n_train=64, bs=4), opt_func=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), lr=0.05, metrics=[ll.accuracy])
+    learn.fit(1)
+    before = _state(learn)
+    result = learn.lr_find(num_it=30)
+    after = _state(learn)
+    for a, b in zip(before[0], after[0]):
+        assert torch.equal(a, b)
+    assert before[1].keys() == after[1].keys() and all(torch.equal(before[1][k][n], after[1][k][n]) for k in before[1] for n in before[1][k])
+    assert before[2:6] == after[2:6]
+    assert torch.equal(before[6], after[6]) and np.array_equal(before[7], after[7])
+    assert set(result) == {"valley", "steep", "minimum"} and all(1e-7 <= v <= 10 for v in result.values())
+    assert len(learn.lr_find_result.lrs) <= 30
+
+
+def test_lr_find_before_any_fit_leaves_no_optimizer():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=64, bs=4), progress=False)
+    learn.lr_find(num_it=10)
+    assert learn.opt is None
+    with pytest.raises(ValueError, match="Unknown suggestion"):
+        learn.lr_find(num_it=10, suggest=("bottom",))
+
+
+def test_lr_find_on_mnist_and_plot(mnist_dir, tmp_path):
+    from learnloop.datasets import mnist_dataloaders
+
+    ll.set_seed(0)
+    dls = mnist_dataloaders(64, path=mnist_dir, seed=0)
+    learn = ll.Learner(nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10)), dls, progress=False)
+    suggestions = learn.lr_find()
+    assert 1e-3 <= suggestions["steep"] <= 1
+    fig = learn.plot_lr_find(path=tmp_path / "lr.png")
+    assert fig.axes[0].get_xscale() == "log" and (tmp_path / "lr.png").exists()
+
+
+def test_one_cycle_cnn_on_mnist(mnist_dir):
+    from learnloop.datasets import mnist_dataloaders
+    from learnloop.layers import cnn
+
+    ll.set_seed(0)
+    dls = mnist_dataloaders(128, flatten=False, path=mnist_dir, seed=0)
+    learn = ll.Learner(cnn((8, 16, 32, 32)), dls, opt_func=torch.optim.AdamW, metrics=[ll.accuracy], progress=False)
+    learn.fit_one_cycle(1, lr_max=1e-2)
+    assert learn.recorder.history[-1]["accuracy"] >= 0.98
