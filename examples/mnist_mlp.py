@@ -7,7 +7,6 @@ that watches the loop (here: stop early once validation accuracy is good enough)
 recorder's plots, and inference.
 """
 
-import torch
 from torch import nn
 
 import learnloop as ll

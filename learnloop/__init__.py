@@ -1,5 +1,6 @@
 """learnloop: a small, fast, readable PyTorch training library built from the foundations."""
 
+from . import datasets, diagnostics, init, layers, losses, schedule
 from .callbacks import (
     BatchTransform,
     Callback,
@@ -11,8 +12,8 @@ from .callbacks import (
     CancelTrainException,
     CancelValidException,
     DeviceCallback,
-    NonFiniteCheck,
     LRFinder,
+    NonFiniteCheck,
     NonFiniteLossError,
     ParamScheduler,
     ProgressBar,
@@ -20,15 +21,41 @@ from .callbacks import (
     TorchScheduler,
 )
 from .callbacks.transforms import Normalize, Reshape
-from .data import ArrayDataset, BatchSampler, DataLoader, DataLoaders, RandomSampler, SequentialSampler, collate
+from .data import (
+    ArrayDataset,
+    BatchSampler,
+    DataLoader,
+    DataLoaders,
+    RandomSampler,
+    SequentialSampler,
+    collate,
+)
+from .diagnostics import init_report, layer_stats
+from .init import init_model, lsuv_init
 from .learner import Learner
 from .metrics import AvgMetric, accuracy, error_rate
-from .schedule import combine_scheds, cos_1cycle_anneal, sched_cos, sched_exp, sched_lin, sched_no, sched_poly
+from .schedule import (
+    combine_scheds,
+    cos_1cycle_anneal,
+    sched_cos,
+    sched_exp,
+    sched_lin,
+    sched_no,
+    sched_poly,
+)
 from .utils import default_device, set_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
+    # submodules
+    "datasets",
+    "diagnostics",
+    "init",
+    "layers",
+    "losses",
+    "schedule",
+    # names
     "ArrayDataset",
     "AvgMetric",
     "BatchSampler",
@@ -62,6 +89,10 @@ __all__ = [
     "cos_1cycle_anneal",
     "default_device",
     "error_rate",
+    "init_model",
+    "init_report",
+    "layer_stats",
+    "lsuv_init",
     "sched_cos",
     "sched_exp",
     "sched_lin",

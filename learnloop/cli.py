@@ -6,6 +6,7 @@ import argparse
 import csv
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,9 @@ import torch
 
 from . import __version__
 from .data import DataLoaders
-from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders
+from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders, normalize
+from .diagnostics import init_report, matmul_experiment, sqrt5_net
+from .init import init_model, kaiming_uniform_
 from .layers import cnn, mlp
 from .learner import Learner
 from .metrics import accuracy
@@ -105,6 +108,21 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
     find.add_argument("--num-it", type=_positive_int, default=100, help="number of mini-batches in the sweep")
     find.add_argument("--plot", default="lr_find.png", help="where to save the plot")
+    report = sub.add_parser(
+        "init-report",
+        help="the 'why sqrt(5)' experiment: PyTorch's default init versus Kaiming on MNIST",
+        description=(
+            "Run the lesson's 4-layer stride-2 conv net on a batch of normalised MNIST images with PyTorch's default "
+            "init and with Kaiming-uniform init (zero biases), print each layer's activation and weight-gradient std "
+            "side by side, and the health check's verdict on each. --matmul shows instead what 100 chained 512x512 "
+            "matrix products do to a vector at three weight scales."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    report.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not)")
+    report.add_argument("--n", type=_positive_int, default=100, help="images in the batch (from the test split)")
+    report.add_argument("--seed", type=int, default=0, help="seed for the model's initial weights")
+    report.add_argument("--matmul", action="store_true", help="run the 100-layer matrix-product experiment instead")
     return parser
 
 
@@ -182,6 +200,42 @@ def lr_find(args: argparse.Namespace) -> int:
     return 0
 
 
+def init_report_cmd(args: argparse.Namespace) -> int:
+    if args.matmul:
+        print("x <- (scale * randn(512, 512)) @ x, 100 times, from x = randn(512)")
+        print(f"{'scale':<22}{'std after 10':>14}{'after 50':>12}{'after 100':>12}   what happens")
+        for label, scale in (("1 (plain randn)", 1.0), ("0.01", 0.01), ("1/sqrt(512) = 0.0442", 512**-0.5)):
+            stds = matmul_experiment(scale)
+            broke = next((i + 1 for i, v in enumerate(stds) if not math.isfinite(v)), None)
+            gone = next((i + 1 for i, v in enumerate(stds) if v == 0), None)
+            what = f"overflows (inf/nan) at product {broke}" if broke else f"vanishes to 0 at product {gone}" if gone else "stays near 1"
+            print(f"{label:<22}{stds[9]:>14.3g}{stds[49]:>12.3g}{stds[99]:>12.3g}   {what}")
+        return 0
+    data = mnist(args.data, verbose=True)
+    n = min(args.n, len(data.x_test))
+    xb, yb = normalize(data.x_test[:n]).view(-1, 1, 28, 28), data.y_test[:n].float()
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(out.squeeze(-1), y)
+
+    torch.manual_seed(args.seed)
+    model = sqrt5_net()
+    before = init_report(model, xb, yb, loss)
+    init_model(model, kaiming_uniform_, bias=0.0)
+    after = init_report(model, xb, yb, loss)
+    print(f"{n} normalised MNIST test images, MSE against the digit; seed {args.seed}")
+    print(f"{'layer':<7}{'type':<19}{'act std: default':>17}{'kaiming':>10}{'grad std: default':>19}{'kaiming':>10}")
+    for a, b in zip(before.stats, after.stats):
+        ga = f"{a['grad_std']:.4g}" if a["grad_std"] is not None else ""
+        gb = f"{b['grad_std']:.4g}" if b["grad_std"] is not None else ""
+        print(f"{a['layer']:<7}{a['type']:<19}{a['act_std']:>17.4g}{b['act_std']:>10.4g}{ga:>19}{gb:>10}")
+    for name, rep in (("PyTorch default init (kaiming_uniform_, a=sqrt(5))", before), ("Kaiming-uniform init, zero bias", after)):
+        print(f"\n{name}: {'healthy' if rep.ok else f'{len(rep.problems)} problem(s)'}")
+        for p in rep.problems:
+            print(f"  - {p}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -189,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 0
-        return {"train": train, "lr-find": lr_find}[args.command](args)
+        return {"train": train, "lr-find": lr_find, "init-report": init_report_cmd}[args.command](args)
     except UsageError as e:
         print(f"learnloop: error: {e}", file=sys.stderr)
         return 2

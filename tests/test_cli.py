@@ -82,3 +82,17 @@ def test_lr_find_command(mnist_dir, tmp_path, capsys):
 def test_lr_find_bad_range(capsys):
     assert main(["lr-find", "--start-lr", "1", "--end-lr", "0.1"]) == 2
     assert "--start-lr" in capsys.readouterr().err
+
+
+def test_init_report_command(mnist_dir, capsys):
+    assert main(["init-report", "--data", str(mnist_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "act std: default" in out and "PyTorch default init" in out
+    default_part, kaiming_part = out.split("Kaiming-uniform init, zero bias:")
+    assert "vanishing" in default_part and kaiming_part.strip().startswith("healthy")
+
+
+def test_init_report_matmul(capsys):
+    assert main(["init-report", "--matmul"]) == 0
+    out = capsys.readouterr().out
+    assert "overflows (inf/nan) at product 2" in out and "vanishes to 0" in out and "stays near 1" in out

@@ -11,7 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import learnloop as ll
-from learnloop.data import ArrayDataset, BatchSampler, DataLoader, DataLoaders, RandomSampler, SequentialSampler, collate
+from learnloop.data import (
+    ArrayDataset,
+    BatchSampler,
+    DataLoader,
+    DataLoaders,
+    RandomSampler,
+    SequentialSampler,
+    collate,
+)
 
 
 def test_lesson_sequential_batches():

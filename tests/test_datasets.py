@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from learnloop import datasets
-from learnloop.datasets import DataNotFoundError, fashion_mnist, mnist, mnist_dataloaders, read_idx
+from learnloop.datasets import (
+    DataNotFoundError,
+    fashion_mnist,
+    mnist,
+    mnist_dataloaders,
+    read_idx,
+)
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -10,7 +10,17 @@ import torch
 from torch import nn
 
 import learnloop as ll
-from learnloop.schedule import annealer, combine_scheds, cos_1cycle_anneal, plot_schedule, sched_cos, sched_exp, sched_lin, sched_no, sched_poly
+from learnloop.schedule import (
+    annealer,
+    combine_scheds,
+    cos_1cycle_anneal,
+    plot_schedule,
+    sched_cos,
+    sched_exp,
+    sched_lin,
+    sched_no,
+    sched_poly,
+)
 
 from .conftest import tiny_dls
 

@@ -11,7 +11,7 @@ import torch.utils.data
 from ..utils import apply_to_tensors
 from .collate import collate
 from .dataset import ArrayDataset
-from .sampler import BatchSampler, RandomSampler, SequentialSampler, _Sampler
+from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 __all__ = ["DataLoader", "DataLoaders"]
 
