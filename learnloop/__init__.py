@@ -1,7 +1,8 @@
 """learnloop: a small, fast, readable PyTorch training library built from the foundations."""
 
-from . import datasets, diagnostics, init, layers, losses, schedule
+from . import datasets, diagnostics, hooks, init, layers, losses, norm, schedule
 from .callbacks import (
+    ActivationStats,
     BatchTransform,
     Callback,
     CancelBackwardException,
@@ -31,7 +32,9 @@ from .data import (
     collate,
 )
 from .diagnostics import init_report, layer_stats
+from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
+from .layers import GeneralRelu
 from .learner import Learner
 from .metrics import AvgMetric, accuracy, error_rate
 from .schedule import (
@@ -51,11 +54,14 @@ __all__ = [
     # submodules
     "datasets",
     "diagnostics",
+    "hooks",
     "init",
     "layers",
     "losses",
+    "norm",
     "schedule",
     # names
+    "ActivationStats",
     "ArrayDataset",
     "AvgMetric",
     "BatchSampler",
@@ -71,6 +77,9 @@ __all__ = [
     "DataLoader",
     "DataLoaders",
     "DeviceCallback",
+    "GeneralRelu",
+    "Hook",
+    "Hooks",
     "LRFinder",
     "Learner",
     "NonFiniteCheck",
@@ -89,10 +98,12 @@ __all__ = [
     "cos_1cycle_anneal",
     "default_device",
     "error_rate",
+    "find_modules",
     "init_model",
     "init_report",
     "layer_stats",
     "lsuv_init",
+    "model_summary",
     "sched_cos",
     "sched_exp",
     "sched_lin",

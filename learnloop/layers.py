@@ -1,42 +1,127 @@
-"""Model building blocks: the lesson's stride-2 CNN and a plain MLP."""
+"""Model building blocks: GeneralRelu, Lambda, Flatten, conv_layer, and the lesson's CNN and MLP."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["cnn", "mlp"]
+from .norm import BatchNorm, GroupNorm, InstanceNorm, RunningBatchNorm
+
+__all__ = ["GeneralRelu", "Lambda", "Flatten", "conv_layer", "cnn", "mlp", "NORMS"]
 
 
-def conv_block(ni: int, nf: int, ks: int = 3, stride: int = 2, norm: bool = True) -> nn.Sequential:
-    """Conv (no bias when a batch norm follows: the norm's shift replaces it), norm, ReLU."""
-    layers: list[nn.Module] = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=not norm)]
-    if norm:
-        layers.append(nn.BatchNorm2d(nf))
-    layers.append(nn.ReLU())
+class GeneralRelu(nn.Module):
+    """ReLU with three knobs from the lesson: a leak (negative slope), a shift `sub` subtracted
+    from the output (a plain ReLU's output has mean about 0.4 for unit-normal input; subtracting
+    it recentres the activations) and a ceiling `maxv`."""
+
+    def __init__(self, leak: float | None = None, sub: float | None = None, maxv: float | None = None):
+        super().__init__()
+        self.leak, self.sub, self.maxv = leak, sub, maxv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(x, self.leak) if self.leak is not None else F.relu(x)
+        if self.sub is not None:
+            x = x - self.sub
+        if self.maxv is not None:
+            x = x.clamp_max(self.maxv)
+        return x
+
+    def extra_repr(self) -> str:
+        return f"leak={self.leak}, sub={self.sub}, maxv={self.maxv}"
+
+
+class Lambda(nn.Module):
+    """Wraps a function as a layer, e.g. `Lambda(lambda x: x.view(-1, 1, 28, 28))`."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    def extra_repr(self) -> str:
+        return getattr(self.fn, "__name__", repr(self.fn))
+
+
+class Flatten(nn.Module):
+    """(batch, ...) -> (batch, everything else)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], -1)
+
+
+def _groups(nf: int) -> int:
+    return next(g for g in (8, 4, 2, 1) if nf % g == 0)
+
+
+# Normalisation layers by name, each built as NORM(n_channels). "layer" normalises each sample
+# over channels and pixels, which for images is a GroupNorm with a single group.
+NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "batch": nn.BatchNorm2d,
+    "ours_batch": BatchNorm,
+    "running_batch": RunningBatchNorm,
+    "layer": lambda nf: GroupNorm(1, nf),
+    "instance": lambda nf: InstanceNorm(nf, affine=True),
+    "group": lambda nf: GroupNorm(_groups(nf), nf),
+}
+
+
+def _make_norm(norm: str | Callable[[int], nn.Module], nf: int) -> nn.Module:
+    if isinstance(norm, str):
+        if norm not in NORMS:
+            raise ValueError(f"Unknown norm {norm!r}; choose from {sorted(NORMS)} or pass a callable nf -> module.")
+        return NORMS[norm](nf)
+    return norm(nf)
+
+
+def conv_layer(
+    ni: int,
+    nf: int,
+    ks: int = 3,
+    stride: int = 2,
+    norm: str | Callable[[int], nn.Module] | None = None,
+    act: Callable[..., nn.Module] | None = GeneralRelu,
+    **act_kwargs: Any,
+) -> nn.Sequential:
+    """Conv (padding ks//2), then an optional norm, then an optional activation built as
+    `act(**act_kwargs)`. No conv bias when a norm follows: the norm's shift makes it redundant."""
+    layers: list[nn.Module] = [nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2, bias=norm is None)]
+    if norm is not None:
+        layers.append(_make_norm(norm, nf))
+    if act is not None:
+        layers.append(act(**act_kwargs))
     return nn.Sequential(*layers)
 
 
 def cnn(
-    channels: Sequence[int] = (8, 16, 32, 32), n_out: int = 10, in_channels: int = 1, norm: bool = True
+    channels: Sequence[int] = (8, 16, 32, 32),
+    n_out: int = 10,
+    in_channels: int = 1,
+    norm: str | Callable[[int], nn.Module] | None = "batch",
+    act: Callable[..., nn.Module] | None = GeneralRelu,
+    **act_kwargs: Any,
 ) -> nn.Sequential:
-    """The lesson's CNN: stride-2 convs (5x5 first, then 3x3) halving the image each time,
-    global average pooling, and a linear head. Takes (batch, in_channels, H, W)."""
+    """The lesson's CNN for (batch, in_channels, H, W) images: stride-2 conv layers (5x5 first,
+    then 3x3), each halving the image, global average pooling and a linear head."""
     if not channels:
         raise ValueError("cnn needs at least one conv layer in channels.")
     sizes = [in_channels, *channels]
-    convs = [conv_block(sizes[i], sizes[i + 1], ks=5 if i == 0 else 3, norm=norm) for i in range(len(channels))]
-    return nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(sizes[-1], n_out))
+    convs = [conv_layer(sizes[i], sizes[i + 1], 5 if i == 0 else 3, 2, norm, act, **act_kwargs) for i in range(len(channels))]
+    return nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(sizes[-1], n_out))
 
 
-def mlp(sizes: Sequence[int] = (784, 50, 10)) -> nn.Sequential:
-    """Linear layers with ReLU between them, e.g. the lesson's 784-50-10."""
+def mlp(sizes: Sequence[int] = (784, 50, 10), act: Callable[[], nn.Module] = nn.ReLU) -> nn.Sequential:
+    """Linear layers with an activation between them, e.g. the lesson's 784-50-10."""
     if len(sizes) < 2:
         raise ValueError(f"mlp needs at least input and output sizes, got {list(sizes)}.")
     layers: list[nn.Module] = []
     for i in range(len(sizes) - 1):
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
+            layers.append(act())
     return nn.Sequential(*layers)

@@ -18,10 +18,12 @@ from .lr_finder import LRFinder
 from .progress import ProgressBar
 from .recorder import Recorder
 from .schedule import ParamScheduler, TorchScheduler
+from .telemetry import ActivationStats
 from .transforms import BatchTransform
 
 __all__ = [
     "ALIASES",
+    "ActivationStats",
     "EVENTS",
     "BatchTransform",
     "Callback",
