@@ -17,16 +17,24 @@ __all__ = ["logsumexp", "log_softmax", "nll_loss", "cross_entropy"]
 _REDUCTIONS = ("mean", "sum", "none")
 
 
+def _max_shift(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The max along `dim` (kept), detached: the shift cancels out of every gradient. Rows that
+    are all -inf shift by 0, so they give -inf rather than NaN."""
+    m = x.max(dim=dim, keepdim=True).values.detach()
+    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+
+
 def logsumexp(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """log(sum(exp(x))) along `dim`, shifted by the max so large values do not overflow."""
-    m = x.max(dim=dim, keepdim=True).values.detach()  # the shift cancels out of the gradient
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # rows of -inf stay -inf, not NaN
+    m = _max_shift(x, dim)
     return (x - m).exp().sum(dim=dim).log() + m.squeeze(dim)
 
 
 def log_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """log(softmax(x)) = x - logsumexp(x), computed without forming softmax."""
-    return x - logsumexp(x, dim).unsqueeze(dim)
+    """log(softmax(x)) = x - logsumexp(x), computed as (x - max) - log(sum(exp(x - max))) so the
+    largest entries do not lose digits to cancellation."""
+    shifted = x - _max_shift(x, dim)
+    return shifted - shifted.exp().sum(dim=dim, keepdim=True).log()
 
 
 def _check(scores: torch.Tensor, target: torch.Tensor, reduction: str, what: str) -> None:

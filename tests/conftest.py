@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 import torch
 
 from learnloop import DataLoaders
@@ -35,3 +36,10 @@ def tiny_dls(n_train: int = 6, n_valid: int = 4, bs: int = 2, n_in: int = 4, n_o
     x = torch.randn(n_train + n_valid, n_in, generator=g)
     y = torch.randint(0, n_out, (n_train + n_valid,), generator=g)
     return DataLoaders.from_tensors(x[:n_train], y[:n_train], x[n_train:], y[n_train:], batch_size=bs, seed=seed)
+
+
+# Property tests draw the same examples on every run, so CI cannot flake on a lucky draw;
+# run with HYPOTHESIS_PROFILE=explore to search new ones.
+settings.register_profile("repeatable", derandomize=True, deadline=None)
+settings.register_profile("explore", max_examples=500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
