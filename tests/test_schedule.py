@@ -220,11 +220,17 @@ def test_lr_find_on_mnist_and_plot(mnist_dir, tmp_path):
 
 
 def test_one_cycle_cnn_on_mnist(mnist_dir):
+    """The lesson's CNN (Kaiming init, GeneralRelu, batch norm): one epoch of one-cycle at bs 128."""
     from learnloop.datasets import mnist_dataloaders
+    from learnloop.init import init_model, kaiming_normal_
     from learnloop.layers import cnn
 
     ll.set_seed(0)
     dls = mnist_dataloaders(128, flatten=False, path=mnist_dir, seed=0)
-    learn = ll.Learner(cnn((8, 16, 32, 32)), dls, opt_func=torch.optim.AdamW, metrics=[ll.accuracy], progress=False)
-    learn.fit_one_cycle(1, lr_max=1e-2)
+    model = init_model(cnn((8, 16, 32, 32), norm="batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)
+    sgd = lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)
+    learn = ll.Learner(model, dls, opt_func=sgd, metrics=[ll.accuracy], progress=False)
+    learn.fit_one_cycle(1, lr_max=0.4)
     assert learn.recorder.history[-1]["accuracy"] >= 0.98
+    moms = [r[0] for r in learn.recorder.hps["mom"]]
+    assert moms[0] == pytest.approx(0.95) and min(moms) == pytest.approx(0.85, abs=1e-3)
