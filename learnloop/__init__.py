@@ -1,6 +1,6 @@
 """learnloop: a small, fast, readable PyTorch training library built from the foundations."""
 
-from . import datasets, diagnostics, hooks, init, layers, losses, norm, schedule
+from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, schedule
 from .callbacks import (
     ActivationStats,
     BatchTransform,
@@ -59,6 +59,7 @@ __all__ = [
     "layers",
     "losses",
     "norm",
+    "optim",
     "schedule",
     # names
     "ActivationStats",

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
 import torch
+from hypothesis import settings
 
 from learnloop import DataLoaders
 

@@ -1,0 +1,152 @@
+"""learnloop.optim against torch.optim and reference formulas."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import learnloop as ll
+from learnloop import optim
+
+from .conftest import tiny_dls
+
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def fixed_grads(m, n_steps=100, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(p.shape, generator=g) for p in m.parameters()] for _ in range(n_steps)]
+
+
+def run(m, opt, grads):
+    for gs in grads:
+        for p, gr in zip(m.parameters(), gs):
+            p.grad = gr.clone()
+        opt.step()
+        opt.zero_grad()
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def same(a, b, tol=1e-6):
+    return all(torch.allclose(x, y, atol=tol, rtol=0) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (lambda p: optim.SGD(p, lr=0.01), lambda p: torch.optim.SGD(p, lr=0.01)),
+        (lambda p: optim.SGD(p, lr=0.01, mom=0.9), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)),
+        (lambda p: optim.SGD(p, lr=0.01, mom=0.9, wd=0.1, decouple_wd=False), lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, weight_decay=0.1)),
+        # without momentum, decoupled weight decay and L2 are the same update
+        (lambda p: optim.SGD(p, lr=0.01, wd=0.1), lambda p: torch.optim.SGD(p, lr=0.01, weight_decay=0.1)),
+        (lambda p: optim.Adam(p, lr=1e-3, mom=0.9, sqr_mom=0.99, eps=1e-5, wd=0.05), lambda p: torch.optim.AdamW(p, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.05)),
+        (lambda p: optim.Adam(p, lr=1e-3, wd=0.05, decouple_wd=False), lambda p: torch.optim.Adam(p, lr=1e-3, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.05)),
+        (lambda p: optim.RMSProp(p, lr=1e-3, sqr_mom=0.9, eps=1e-6), lambda p: torch.optim.RMSprop(p, lr=1e-3, alpha=0.9, eps=1e-6)),
+    ],
+)
+def test_parity_with_torch_over_100_steps(ours, theirs):
+    a, b = model(), model()
+    grads = fixed_grads(a)
+    assert same(run(a, ours(a.parameters()), grads), run(b, theirs(b.parameters()), grads))
+
+
+def test_decoupled_wd_with_momentum_follows_its_formula():
+    m = model()
+    grads = fixed_grads(m, 20)
+    ref = [p.detach().clone() for p in m.parameters()]
+    bufs = [torch.zeros_like(p) for p in ref]
+    lr, mom, wd = 0.01, 0.9, 0.1
+    for gs in grads:
+        for i, g in enumerate(gs):
+            ref[i] = ref[i] * (1 - lr * wd)
+            bufs[i] = mom * bufs[i] + g
+            ref[i] = ref[i] - lr * bufs[i]
+    assert same(run(m, optim.SGD(m.parameters(), lr=lr, mom=mom, wd=wd), grads), ref)
+
+
+def test_lamb_matches_reference_formula():
+    m = model()
+    grads = fixed_grads(m, 30)
+    lr, b1, b2, eps, wd = 1e-2, 0.9, 0.99, 1e-6, 0.01
+    ps = [p.detach().clone() for p in m.parameters()]
+    ms, vs = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+    for t, gs in enumerate(grads, 1):
+        for i, g in enumerate(gs):
+            ms[i] = b1 * ms[i] + (1 - b1) * g
+            vs[i] = b2 * vs[i] + (1 - b2) * g * g
+            u = (ms[i] / (1 - b1**t)) / ((vs[i] / (1 - b2**t)).sqrt() + eps) + wd * ps[i]
+            r1, r2 = ps[i].norm().item(), u.norm().item()
+            trust = min(r1 / r2, 10.0) if r1 > 0 and r2 > 0 else 1.0
+            ps[i] = ps[i] - lr * trust * u
+    assert same(run(m, optim.LAMB(m.parameters(), lr=lr, wd=wd), grads), ps, tol=1e-5)
+
+
+def test_lamb_moves_a_zero_parameter():
+    p = nn.Parameter(torch.zeros(4))
+    opt = optim.LAMB([p], lr=0.1)
+    p.grad = torch.ones(4)
+    opt.step()
+    assert torch.all(p < 0)
+
+
+def test_state_dict_round_trip_resumes_identically():
+    a = model()
+    grads = fixed_grads(a, 40)
+    opt = optim.Adam(a.parameters(), lr=1e-3, wd=0.01)
+    run(a, opt, grads[:20])
+    b = copy.deepcopy(a)
+    opt_b = optim.Adam(b.parameters(), lr=5.0)  # different hypers: the state dict restores them
+    opt_b.load_state_dict(copy.deepcopy(opt.state_dict()))
+    assert opt_b.param_groups[0]["lr"] == 1e-3
+    assert torch.equal(run(a, opt, grads[20:])[0], run(b, opt_b, grads[20:])[0])
+
+
+def test_param_groups_defaults_and_errors():
+    m = model()
+    opt = optim.Optimizer([{"params": m[0].parameters(), "lr": 0.1}, {"params": m[2].parameters()}], [optim.weight_decay, optim.sgd_step], lr=0.01)
+    assert [h["lr"] for h in opt.hypers] == [0.1, 0.01] and opt.hypers[0]["wd"] == 0.0
+    with pytest.raises(TypeError, match=r"sgd_step needs hyper-parameter\(s\) \['lr'\]"):
+        optim.Optimizer(m.parameters(), [optim.sgd_step])
+    with pytest.raises(TypeError, match=r"adam_step needs hyper-parameter\(s\) \['mom', 'sqr_mom'\]"):
+        optim.Optimizer(m.parameters(), [optim.adam_step], [optim.StepCount()], lr=0.1)
+
+
+def test_plain_loop_and_learner_and_schedules():
+    # in a hand-written loop
+    m = model()
+    opt = optim.Adam(m.parameters(), lr=1e-2)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    losses = []
+    for _ in range(30):
+        loss = nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.2
+    # in the Learner, with one-cycle driving lr and mom, and a scheduled wd and eps
+    learn = ll.Learner(model(), tiny_dls(n_train=16, bs=4, n_in=6), opt_func=optim.Adam, lr=1e-2, progress=False)
+    learn.fit_one_cycle(2, wd=0.01)
+    hps = learn.recorder.hps
+    assert set(hps) == {"lr", "mom", "sqr_mom", "wd", "eps"}
+    assert hps["mom"][0][0] == pytest.approx(0.95) and hps["wd"][0] == [0.01]
+    learn.fit(1, cbs=[ll.ParamScheduler({"sqr_mom": ll.sched_lin(0.9, 0.99), "eps": ll.sched_no(1e-7, 1e-7)})])
+    assert learn.opt.param_groups[0]["eps"] == 1e-7
+    assert learn.lr_find(num_it=10)  # the LR finder works with these optimizers too
+
+
+def test_torch_schedulers_accept_it():
+    m = model()
+    opt = optim.SGD(m.parameters(), lr=0.1, mom=0.9)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.5)
+    run(m, opt, fixed_grads(m, 1))
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    assert math.isfinite(opt.param_groups[0]["mom"])
