@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import subprocess
 import statistics
 import sys
 import time
@@ -252,6 +254,40 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def peak_rss_of(contender: str, n_train: int, seed: int = 0) -> int:
+    """Run one contender for two epochs of mlp-bs64 in this process; return its peak RSS (KiB)."""
+    data, _ = load_data(n_train)
+    make, bs, opt_factory = WORKLOADS["mlp-bs64"]
+    torch.manual_seed(seed)
+    if contender == "hand":
+        epoch = hand_loop(make(), opt_factory, data, bs, seed)
+    else:
+        epoch, learn = learnloop_loop(make(), opt_factory, data, bs, seed)
+        learn.progress_bar.table = False
+    for _ in range(2):
+        epoch()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def bench_memory(n_train: int, threads: int) -> dict:
+    """Peak RSS of each contender, each in a fresh process so neither inherits the other's heap.
+
+    Peak RSS of the same run varies by tens of MiB from process to process (when lazily
+    imported torch modules and allocator pools land), so each is run three times, interleaved,
+    and the smallest peak kept."""
+    runs: dict[str, list[int]] = {"hand": [], "learnloop": []}
+    for _ in range(3):
+        for contender in runs:
+            cmd = [sys.executable, __file__, "--rss-of", contender, "--threads", str(threads), "--n-train", str(n_train)]
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[contender].append(int(r.stdout.strip().splitlines()[-1]))
+    out: dict = {k: min(v) for k, v in runs.items()}
+    out["runs"] = runs
+    out["ratio"] = out["learnloop"] / out["hand"]
+    print(f"  peak RSS: hand {out['hand'] / 1024:.0f} MiB, learnloop {out['learnloop'] / 1024:.0f} MiB ({out['ratio']:.3f}x)", file=sys.stderr)
+    return out
+
+
 def markdown(report: dict) -> str:
     env = report["env"]
     lines = [
@@ -271,10 +307,25 @@ def markdown(report: dict) -> str:
         for k, s in stats.items():
             lines.append(f"| {bs} | {k} | {s['median'] * 1000:.1f} | {s['min'] * 1000:.1f} | {s['max'] * 1000:.1f} | {s['ratio']:.2f}x |")
     lines.append("")
+    mem = report.get("memory")
+    if mem:
+        lines.append(
+            f"- peak RSS (mlp-bs64, two epochs, fresh process each, smallest of 3): hand loop {mem['hand'] / 1024:.0f} MiB, "
+            f"learnloop {mem['learnloop'] / 1024:.0f} MiB ({mem['ratio']:.3f}x)"
+        )
+    targets = {"mlp-bs64": 1.05, "cnn-bs64": 1.02}
     for wl, r in report["training"].items():
+        ratio = r["stats"]["learnloop"]["ratio"]
+        verdict = f"; target {targets[wl]:.2f}x: {'met' if ratio <= targets[wl] else 'NOT met'}" if wl in targets else ""
+        lines.append(f"- {wl}: learnloop with default callbacks at {ratio:.3f}x the hand loop{verdict}")
         lines.append(f"- {wl}: hand loop and learnloop end with bitwise-equal weights: {r['bitwise_equal_weights_hand_vs_learnloop']}")
     for bs, stats in report["loaders"].items():
-        lines.append(f"- loader {bs}: learnloop is {stats['learnloop']['speedup_vs_torch']:.1f}x faster than torch's DataLoader")
+        speedup, ratio = stats["learnloop"]["speedup_vs_torch"], stats["learnloop"]["ratio"]
+        met = "met" if speedup >= 5 and ratio <= 1.2 else "NOT met"
+        lines.append(
+            f"- loader {bs}: learnloop is {speedup:.1f}x faster than torch's DataLoader and {ratio:.2f}x hand slicing "
+            f"(targets: >= 5x and <= 1.2x: {met})"
+        )
     return "\n".join(lines)
 
 
@@ -285,9 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--out", default=str(ROOT / "results"))
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory comparison")
+    p.add_argument("--rss-of", choices=["hand", "learnloop"], help=argparse.SUPPRESS)
+    p.add_argument("--n-train", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    n_train = 10000 if args.quick else 50000
+    n_train = args.n_train or (10000 if args.quick else 50000)
+    if args.rss_of:
+        print(peak_rss_of(args.rss_of, n_train))
+        return 0
     reps = args.reps or (3 if args.quick else 7)
     warmup = 1
     data, source = load_data(n_train)
@@ -300,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         },  # fmt: skip
         "training": bench_training(data, args.workloads.split(","), reps, warmup, seed=0),
         "loaders": bench_loaders(data, reps * 3, warmup, seed=0),
+        "memory": None if args.no_memory else bench_memory(n_train, args.threads),
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
