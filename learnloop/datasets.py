@@ -303,13 +303,21 @@ def mnist_dataloaders(
     path: str | os.PathLike | None = None,
     data: ImageData | None = None,
     seed: int | None = None,
+    mean: float | None = None,
+    std: float | None = None,
     **kwargs,
 ) -> DataLoaders:
-    """Normalised MNIST `DataLoaders` (test split as validation): images flat (784) or (1, 28, 28).
+    """Normalised `DataLoaders` (test split as validation), images flat (784) or (1, 28, 28).
 
-    Normalisation and reshaping happen once, in memory, so batches cost one gather each.
+    `data` defaults to `mnist(path)`; pass `data=fashion_mnist()` for Fashion-MNIST. `mean` and
+    `std` default to the training split's own (0.1307 and 0.3081 for MNIST). Normalisation and
+    reshaping happen once, in memory, so each batch costs one gather.
     """
     data = data if data is not None else mnist(path, verbose=True)
+    if mean is None or std is None:
+        pixels = data.x_train.float() / 255
+        mean = pixels.mean().item() if mean is None else mean
+        std = pixels.std().item() if std is None else std
     shape = (-1, 784) if flatten else (-1, 1, 28, 28)
-    xt, xv = normalize(data.x_train).view(shape), normalize(data.x_test).view(shape)
+    xt, xv = normalize(data.x_train, mean, std).view(shape), normalize(data.x_test, mean, std).view(shape)
     return DataLoaders.from_tensors(xt, data.y_train, xv, data.y_test, batch_size=batch_size, seed=seed, **kwargs)

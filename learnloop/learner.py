@@ -139,8 +139,13 @@ class Learner(FitPolicies):
     def add_cbs(self, cbs: Iterable[Callback]) -> "Learner":
         """Attach callbacks: each becomes reachable as `learn.<cb.name>`."""
         cbs = list(cbs)
-        for cb in cbs:
+        names: set[str] = set()
+        for cb in cbs:  # check them all before attaching any: no half-added list
             self._check_cb(cb)
+            if cb.name in names:
+                raise ValueError(f"Two callbacks named {cb.name!r} in one list; give one a distinct name (cb.name = '...').")
+            names.add(cb.name)
+        for cb in cbs:
             cb.learn = self
             setattr(self, cb.name, cb)
             self.cbs.append(cb)
@@ -175,8 +180,8 @@ class Learner(FitPolicies):
         if cb in self.cbs:
             raise ValueError(f"{cb!r} is already attached to this learner.")
         event_handlers(cb)  # validates event names early
-        taken = self.__dict__.get(cb.name, getattr(type(self), cb.name, None))
-        if taken is not None:
+        if cb.name in self.__dict__ or hasattr(type(self), cb.name):
+            taken = self.__dict__.get(cb.name)
             what = "another callback" if isinstance(taken, Callback) else "a Learner attribute"
             raise ValueError(
                 f"Callback name {cb.name!r} is already used by {what}; give this one a distinct name "

@@ -133,3 +133,18 @@ def test_callback_state_dict_round_trip():
     fresh.load_state_dict(state)
     assert fresh.history == learn.recorder.history and fresh.losses == learn.recorder.losses
     assert fresh.hps == learn.recorder.hps
+
+
+def test_names_of_state_attributes_are_protected_and_lists_are_all_or_nothing():
+    class Loss(ll.Callback):  # would shadow learn.loss (None before any batch)
+        pass
+
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(), default_cbs=False)
+    with pytest.raises(ValueError, match="Learner attribute"):
+        learn.add_cbs([Loss()])
+    good = make("Good")
+    with pytest.raises(TypeError):
+        learn.add_cbs([good, ll.Recorder])
+    assert good not in learn.cbs and not hasattr(learn, "good")
+    with pytest.raises(ValueError, match="Two callbacks named"):
+        learn.add_cbs([make("Twin"), make("Twin")])

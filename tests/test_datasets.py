@@ -191,3 +191,10 @@ def test_mnist_dataloaders_normalised(mnist_dir):
     assert xb.shape == (128, 1, 28, 28) and yb.shape == (128,)
     x = dls.train.dataset.tensors[0]
     assert x.mean().item() == pytest.approx(0.0, abs=0.01) and x.std().item() == pytest.approx(1.0, abs=0.02)
+
+
+def test_fashion_dataloaders_use_their_own_statistics(fashion_dir):
+    dls = mnist_dataloaders(64, data=fashion_mnist(fashion_dir), seed=0)
+    x = dls.train.dataset.tensors[0]
+    assert x.shape == (60000, 784)
+    assert x.mean().item() == pytest.approx(0.0, abs=1e-3) and x.std().item() == pytest.approx(1.0, abs=1e-3)
