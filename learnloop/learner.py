@@ -60,6 +60,10 @@ _ELEMENTWISE_FUNCS = (
 _ELEMENTWISE_MODULES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
 
 
+# Each phase's (before, after_cancel, after) event names, built once rather than per batch.
+_PHASE_EVENTS = {p: (f"before_{p}", f"after_cancel_{p}", f"after_{p}") for p in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
+
+
 def _shape(x: Any) -> Any:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
@@ -277,17 +281,18 @@ class Learner(FitPolicies):
 
     # ---- the loop ---------------------------------------------------------------------------
 
-    def _with_events(self, body: Callable[[], None], event: str, cancel: type[Exception], cleanup: bool = False) -> None:
+    def _with_events(self, body: Callable[[], None], phase: str, cancel: type[Exception], cleanup: bool = False) -> None:
+        before, cancelled, after = _PHASE_EVENTS[phase]
         try:
-            self(f"before_{event}")
+            self(before)
             body()
         except cancel:
-            self(f"after_cancel_{event}")
+            self(cancelled)
         except BaseException:
             if cleanup:
-                self(f"after_{event}")
+                self(after)
             raise
-        self(f"after_{event}")
+        self(after)
 
     def _run_batches(self) -> None:
         for self.iter, batch in enumerate(self.dl):

@@ -153,7 +153,10 @@ class DataLoader:
     def _fetch_from(self, start: int) -> Iterator[Any]:
         pin = self.pin_memory and torch.cuda.is_available()
         if self.num_workers == 0:
-            batches: Iterator[Any] = (fetch(self.dataset, idx, self.collate_fn) for idx in self._batches(start))
+            if self.collate_fn is None and isinstance(self.dataset, ArrayDataset):
+                batches: Iterator[Any] = map(self.dataset.__getitems__, self._batches(start))  # no per-batch frame
+            else:
+                batches = (fetch(self.dataset, idx, self.collate_fn) for idx in self._batches(start))
             return (apply_to_tensors(_pin, b) for b in batches) if pin else batches
         return iter(
             torch.utils.data.DataLoader(

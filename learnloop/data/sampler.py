@@ -132,9 +132,7 @@ class BatchSampler:
         """Batches of the current epoch, beginning with batch number `start` (for resuming)."""
         bs, n_batches = self.batch_size, len(self)
         if isinstance(self.sampler, _Sampler):
-            idx = self.sampler.indices()
-            for b in range(start, n_batches):
-                yield idx[b * bs : (b + 1) * bs]
+            yield from self.sampler.indices().split(bs)[start:n_batches]
             return
         batch: list[int] = []
         skip = start * bs
