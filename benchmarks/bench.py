@@ -206,6 +206,9 @@ def bench_training(data: tuple, workloads: list[str], reps: int, warmup: int, se
         bare_epoch, _ = learnloop_loop(fresh("learnloop-bare"), opt_factory, data, bs, seed, bare=True)
         contenders = {
             "hand": hand_loop(fresh("hand"), opt_factory, data, bs, seed),
+            # An identical second hand loop: how far apart two equal contenders land is this
+            # machine's resolution (memory layout alone moves a contender by several percent).
+            "hand-again": hand_loop(fresh("hand-again"), opt_factory, data, bs, seed),
             "torch-dataloader": torch_loader_loop(fresh("torch-dataloader"), opt_factory, data, bs, seed),
             "learnloop": learner_epoch,
             "learnloop-bare": bare_epoch,
@@ -320,6 +323,8 @@ def markdown(report: dict) -> str:
             f"- peak RSS (mlp-bs64, two epochs, fresh process each, smallest of 3): hand loop {mem['hand'] / 1024:.0f} MiB, "
             f"learnloop {mem['learnloop'] / 1024:.0f} MiB ({mem['ratio']:.3f}x)"
         )
+    for wl, r in report["training"].items():
+        lines.append(f"- {wl}: resolution check, an identical second hand loop ran at {r['stats']['hand-again']['ratio']:.3f}x the first")
     targets = {"mlp-bs64": 1.05, "cnn-bs64": 1.02}
     for wl, r in report["training"].items():
         ratio, cpu_ratio = r["stats"]["learnloop"]["ratio"], r["stats"]["learnloop"]["cpu_ratio"]
