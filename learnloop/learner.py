@@ -229,18 +229,23 @@ class Learner(FitPolicies):
         )
 
     def predict(self) -> None:
+        """Forward pass: sets `self.pred`."""
         self.pred = self.model(self.xb)
 
     def get_loss(self) -> None:
+        """Sets `self.loss` from the prediction and the target."""
         self.loss = self.loss_func(self.pred, self.yb)
 
     def backward(self) -> None:
+        """Gradients of the loss."""
         self.loss.backward()
 
     def step(self) -> None:
+        """One optimizer update."""
         self.opt.step()
 
     def zero_grad(self) -> None:
+        """Clears the gradients after a step (skipped with it when the step is cancelled)."""
         self.opt.zero_grad()
 
     def _first_loss(self) -> None:

@@ -20,6 +20,14 @@ def _model_device(model: torch.nn.Module) -> torch.device | None:
     return p.device if p is not None else None
 
 
+def _move_state(opt: torch.optim.Optimizer | None, device: torch.device) -> None:
+    # Per-parameter state follows its parameter; 0-d entries (torch's step counts) stay on the CPU.
+    for state in (opt.state.values() if opt is not None else ()):
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and v.ndim > 0 and v.device != device:
+                state[k] = v.to(device)
+
+
 def move_model(model: torch.nn.Module, opt: torch.optim.Optimizer | None, device: torch.device) -> None:
     """Move `model` (and `opt`'s state tensors) to `device`, all or nothing.
 
@@ -31,18 +39,10 @@ def move_model(model: torch.nn.Module, opt: torch.optim.Optimizer | None, device
         return
     try:
         model.to(device)
-        if opt is not None:
-            for state in opt.state.values():
-                for k, v in state.items():
-                    if isinstance(v, torch.Tensor) and v.device != device and v.ndim > 0:
-                        state[k] = v.to(device)
+        _move_state(opt, device)
     except Exception as e:
         model.to(src)
-        if opt is not None:
-            for state in opt.state.values():
-                for k, v in state.items():
-                    if isinstance(v, torch.Tensor) and v.ndim > 0:
-                        state[k] = v.to(src)
+        _move_state(opt, src)
         raise RuntimeError(f"Could not move the model to {device} ({e}); it was left on {src}.") from e
 
 
