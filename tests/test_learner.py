@@ -308,3 +308,29 @@ def test_failed_device_move_leaves_model_where_it_was():
         move_model(model, opt, torch.device("cuda"))
     assert {p.device.type for p in model.parameters()} == {"cpu"}
     assert {v.device.type for s in opt.state.values() for v in s.values()} == {"cpu"}
+
+
+def test_dict_batches_with_split_batch_override():
+    """Hugging Face style datasets return dicts; one small override tells the Learner which is which."""
+
+    class Rows:
+        def __init__(self, x, y):
+            self.x, self.y = x, y
+
+        def __len__(self):
+            return len(self.y)
+
+        def __getitem__(self, i):
+            return {"pixels": self.x[i], "label": int(self.y[i])}
+
+    class DictLearner(ll.Learner):
+        def split_batch(self, batch):
+            return batch["pixels"], batch["label"]
+
+    x, y = torch.randn(20, 4), torch.randint(0, 3, (20,))
+    dls = ll.DataLoaders.from_datasets(Rows(x, y), Rows(x, y), batch_size=8)
+    learn = DictLearner(mlp(), dls, metrics=[ll.accuracy], progress=False)
+    learn.fit(1)
+    assert len(learn.recorder.losses) == 3
+    with pytest.raises(TypeError, match="override split_batch"):
+        ll.Learner(mlp(), dls, progress=False).fit(1)
