@@ -42,7 +42,7 @@ class NonFiniteCheck(Callback):
 
     def before_train(self, learn: "Learner") -> None:
         self._window: list[torch.Tensor] = []
-        self._start = 0
+        self._iters: list[int] = []  # the batch number of each loss in the window
         p = next(learn.model.parameters(), None)
         cpu = p is None or p.device.type == "cpu"
         self._n = self.every or (1 if cpu else 32)
@@ -55,9 +55,8 @@ class NonFiniteCheck(Callback):
             if not math.isfinite(value):
                 raise NonFiniteLossError(learn.epoch, learn.iter, value)
             return
-        if not self._window:
-            self._start = learn.iter
         self._window.append(learn.loss.detach())
+        self._iters.append(learn.iter)
         if len(self._window) >= self._n:
             self._check()
 
@@ -66,9 +65,9 @@ class NonFiniteCheck(Callback):
             self._check()
 
     def _check(self) -> None:
-        losses = torch.stack(self._window).float()
-        self._window = []
+        losses, iters = torch.stack(self._window).float(), self._iters
+        self._window, self._iters = [], []
         bad = ~torch.isfinite(losses)
         if bad.any():
             i = int(bad.nonzero()[0])
-            raise NonFiniteLossError(self.learn.epoch, self._start + i, float(losses[i]))
+            raise NonFiniteLossError(self.learn.epoch, iters[i], float(losses[i]))
