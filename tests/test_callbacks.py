@@ -148,3 +148,22 @@ def test_names_of_state_attributes_are_protected_and_lists_are_all_or_nothing():
     assert good not in learn.cbs and not hasattr(learn, "good")
     with pytest.raises(ValueError, match="Two callbacks named"):
         learn.add_cbs([make("Twin"), make("Twin")])
+
+
+def test_gradient_accumulation_equals_a_bigger_batch():
+    import torch
+
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    torch.manual_seed(0)
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    big = ll.DataLoaders.from_tensors(x, y, batch_size=8, seed=1)
+    small = ll.DataLoaders.from_tensors(x, y, batch_size=2, seed=1)
+    small.train.batch_sampler.sampler = big.train.batch_sampler.sampler  # same order of samples
+    ll.Learner(a, big, lr=0.1, default_cbs=False).fit(2)
+    learn = ll.Learner(b, small, lr=0.1, progress=False, cbs=[ll.GradientAccumulation(4)])
+    learn.fit(2)
+    assert torch.allclose(a.weight, b.weight, atol=1e-6) and torch.allclose(a.bias, b.bias, atol=1e-6)
+    assert len(learn.recorder.losses) == 32  # every micro-batch's (unscaled) loss is recorded
+    with pytest.raises(ValueError, match="positive int"):
+        ll.GradientAccumulation(0)

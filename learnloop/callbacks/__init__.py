@@ -19,6 +19,7 @@ from .progress import ProgressBar
 from .recorder import Recorder
 from .schedule import ParamScheduler, TorchScheduler
 from .telemetry import ActivationStats
+from .training import GradientAccumulation
 from .transforms import BatchTransform
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "CancelTrainException",
     "CancelValidException",
     "DeviceCallback",
+    "GradientAccumulation",
     "LRFinder",
     "NonFiniteCheck",
     "NonFiniteLossError",

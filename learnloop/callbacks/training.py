@@ -1,0 +1,41 @@
+"""Callbacks that change how training steps: gradient accumulation."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .core import Callback, CancelStepException
+
+if TYPE_CHECKING:
+    from ..learner import Learner
+
+__all__ = ["GradientAccumulation"]
+
+
+class GradientAccumulation(Callback):
+    """Steps the optimizer once every `n` training batches, with each loss divided by `n`, so the
+    summed gradients are those of one batch `n` times larger: big-batch training in small memory.
+
+    It works by raising `CancelStepException` on the other batches, which skips both the step and
+    `zero_grad`, so gradients add up in `.grad`.
+    """
+
+    order = 60  # after the Recorder (50) and NonFiniteCheck (55) have seen the unscaled loss
+
+    def __init__(self, n: int):
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}.")
+        self.n = n
+
+    def before_fit(self, learn: "Learner") -> None:
+        self.count = 0
+        learn.opt.zero_grad()  # start from clean gradients
+
+    def after_loss(self, learn: "Learner") -> None:
+        if learn.training:
+            learn.loss = learn.loss / self.n
+
+    def before_step(self, learn: "Learner") -> None:
+        self.count += 1
+        if self.count % self.n:
+            raise CancelStepException
