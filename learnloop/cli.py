@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -182,7 +183,9 @@ def train(args: argparse.Namespace) -> int:
     _write_history(out, history)
     learn.recorder.plot_loss(path=out / "loss.png")
     learn.recorder.plot_sched(path=out / "sched.png")
-    torch.save(model.state_dict(), out / "model.pt")
+    tmp = out / ".model.pt.part"  # written whole, then renamed: never a truncated model.pt
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, out / "model.pt")
     acc = history[-1]["accuracy"]
     print(f"final validation accuracy: {acc:.4f}  ({len(data.x_test):,} images; run folder: {out})")
     return 0
