@@ -66,10 +66,19 @@ class ActivationStats(Callback):
         self.records, self.steps = [], []
         self._hooks: Hooks | None = None
 
+    def _histogram(self, a: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.hist_range
+        bins = self.hist_bins
+        if lo != 0:
+            return torch.histc(a, bins, lo, hi)
+        # |activations| start at 0, so truncation is the bin index: over twice as fast as histc
+        # on the CPU. (Unlike histc, a value exactly at `hi` is not counted.)
+        idx = (a * (bins / hi)).to(torch.int32).clamp_(max=bins)
+        return torch.bincount(idx.view(-1), minlength=bins + 1)[:bins].float()
+
     def _record(self, hook: Hook, module: nn.Module, inp: Any, out: torch.Tensor) -> None:
         o = out.detach().float()
-        lo, hi = self.hist_range
-        hist = torch.histc(o.abs(), self.hist_bins, lo, hi)
+        hist = self._histogram(o.abs())
         self._acts[hook.index] = torch.cat([o.mean()[None], o.std()[None], (hist[0] / o.numel())[None], hist])
 
     def before_batch(self, learn: "Learner") -> None:
