@@ -71,7 +71,7 @@ class _Snapshot:
 
 
 class FitPolicies:
-    """`fit_one_cycle`, `fit_flat_cos`, `lr_find` and `plot_lr_find`, mixed into `Learner`."""
+    """`fit_one_cycle`, `fit_flat_cos`, `fit_sgdr`, `lr_find` and `plot_lr_find`, mixed into `Learner`."""
 
     def _schedule_fit(self: "Learner", n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None, reset_opt: bool) -> None:
         if reset_opt or self.opt is None:
@@ -130,6 +130,28 @@ class FitPolicies:
         tops = _per_group(self.lr if lr is None else lr, len(self.opt.param_groups), "lr")
         lr_scheds: list[Schedule] = [combine_scheds([pct_start, 1 - pct_start], [sched_no(t, t), sched_cos(t, 0.0)]) for t in tops]
         self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs, reset_opt=False)
+
+    def fit_sgdr(
+        self: "Learner",
+        n_cycles: int,
+        cycle_len: int = 1,
+        lr_max: float | Sequence[float] | None = None,
+        cycle_mult: int = 2,
+        wd: float | None = None,
+        cbs: Iterable[Callback] | None = None,
+        reset_opt: bool = False,
+    ) -> None:
+        """SGD with warm restarts (Loshchilov & Hutter): `n_cycles` cosine anneals from lr_max to 0,
+        the first `cycle_len` epochs long and each next one `cycle_mult` times longer."""
+        if n_cycles < 1 or cycle_len < 1 or cycle_mult < 1:
+            raise ValueError("n_cycles, cycle_len and cycle_mult must all be at least 1.")
+        if reset_opt or self.opt is None:
+            self.create_opt()
+        lengths = [cycle_len * cycle_mult**i for i in range(n_cycles)]
+        total = sum(lengths)
+        tops = _per_group(self.lr if lr_max is None else lr_max, len(self.opt.param_groups), "lr_max")
+        scheds = [combine_scheds([n / total for n in lengths], [sched_cos(t, 0.0)] * n_cycles) for t in tops]
+        self._schedule_fit(total, {"lr": scheds}, wd, cbs, reset_opt=False)
 
     def lr_find(
         self: "Learner",

@@ -170,6 +170,16 @@ def test_fit_flat_cos():
     assert lrs[:4] == [0.1] * 4 and lrs[4] == pytest.approx(0.1) and lrs[-1] < lrs[5] < lrs[4]
 
 
+def test_fit_sgdr_restarts():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=2), lr=0.1, progress=False)
+    learn.fit_sgdr(2, cycle_len=1, cycle_mult=2)  # cycles of 1 and 2 epochs: 3 epochs, 12 batches
+    lrs = [r[0] for r in learn.recorder.hps["lr"]]
+    assert len(lrs) == 12 and len(learn.recorder.history) == 3
+    assert lrs[0] == pytest.approx(0.1) and lrs[4] == pytest.approx(0.1)  # the restart
+    assert lrs[3] < lrs[2] < lrs[1] < lrs[0] and lrs[11] < lrs[5]
+    assert lrs[5] == pytest.approx(sched_cos(0.1, 0)(1 / 8))
+
+
 def _state(learn):
     return (
         [t.clone() for t in learn.model.state_dict().values()],
