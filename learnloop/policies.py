@@ -73,9 +73,13 @@ class _Snapshot:
 class FitPolicies:
     """`fit_one_cycle`, `fit_flat_cos`, `fit_sgdr`, `lr_find` and `plot_lr_find`, mixed into `Learner`."""
 
-    def _schedule_fit(self: "Learner", n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None, reset_opt: bool) -> None:
+    def _peak_lrs(self: "Learner", lr: float | Sequence[float] | None, reset_opt: bool, what: str) -> list[float]:
+        # Schedules are built per param group, so the optimizer must exist first.
         if reset_opt or self.opt is None:
             self.create_opt()
+        return _per_group(self.lr if lr is None else lr, len(self.opt.param_groups), what)
+
+    def _schedule_fit(self: "Learner", n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None) -> None:
         if wd is not None:
             for group in self.opt.param_groups:
                 set_hyper(group, "wd", wd)
@@ -101,17 +105,15 @@ class FitPolicies:
         """
         if not 0 <= pct_start <= 1:
             raise ValueError(f"pct_start must be in [0, 1], got {pct_start}.")
-        if reset_opt or self.opt is None:
-            self.create_opt()
+        tops = self._peak_lrs(lr_max, reset_opt, "lr_max")
         groups = self.opt.param_groups
-        tops = _per_group(self.lr if lr_max is None else lr_max, len(groups), "lr_max")
         phases = [pct_start, 1 - pct_start]
         scheds: dict[str, Any] = {
             "lr": [combine_scheds(phases, [sched_cos(top / div, top), sched_cos(top, top / div_final)]) for top in tops]
         }
         if moms is not None and "mom" in hyper_names(groups[0]) and get_hyper(groups[0], "mom") > 0:
             scheds["mom"] = combine_scheds(phases, [sched_cos(moms[0], moms[1]), sched_cos(moms[1], moms[2])])
-        self._schedule_fit(n_epochs, scheds, wd, cbs, reset_opt=False)
+        self._schedule_fit(n_epochs, scheds, wd, cbs)
 
     def fit_flat_cos(
         self: "Learner",
@@ -125,11 +127,9 @@ class FitPolicies:
         """Constant lr for `pct_start` of the fit, then a cosine anneal to zero."""
         if not 0 <= pct_start <= 1:
             raise ValueError(f"pct_start must be in [0, 1], got {pct_start}.")
-        if reset_opt or self.opt is None:
-            self.create_opt()
-        tops = _per_group(self.lr if lr is None else lr, len(self.opt.param_groups), "lr")
+        tops = self._peak_lrs(lr, reset_opt, "lr")
         lr_scheds: list[Schedule] = [combine_scheds([pct_start, 1 - pct_start], [sched_no(t, t), sched_cos(t, 0.0)]) for t in tops]
-        self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs, reset_opt=False)
+        self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs)
 
     def fit_sgdr(
         self: "Learner",
@@ -145,13 +145,11 @@ class FitPolicies:
         the first `cycle_len` epochs long and each next one `cycle_mult` times longer."""
         if n_cycles < 1 or cycle_len < 1 or cycle_mult < 1:
             raise ValueError("n_cycles, cycle_len and cycle_mult must all be at least 1.")
-        if reset_opt or self.opt is None:
-            self.create_opt()
+        tops = self._peak_lrs(lr_max, reset_opt, "lr_max")
         lengths = [cycle_len * cycle_mult**i for i in range(n_cycles)]
         total = sum(lengths)
-        tops = _per_group(self.lr if lr_max is None else lr_max, len(self.opt.param_groups), "lr_max")
         scheds = [combine_scheds([n / total for n in lengths], [sched_cos(t, 0.0)] * n_cycles) for t in tops]
-        self._schedule_fit(total, {"lr": scheds}, wd, cbs, reset_opt=False)
+        self._schedule_fit(total, {"lr": scheds}, wd, cbs)
 
     def lr_find(
         self: "Learner",
