@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .init import CONV_LINEAR
+from .layers import GeneralRelu
 
 __all__ = ["layer_stats", "LayerStats", "init_report", "InitReport", "matmul_experiment", "sqrt5_net"]
 
@@ -34,7 +35,7 @@ def sqrt5_net() -> nn.Sequential:
 
 
 def _is_relu_like(m: nn.Module) -> bool:
-    return isinstance(m, (nn.ReLU, nn.ReLU6)) or type(m).__name__ == "GeneralRelu"
+    return isinstance(m, (nn.ReLU, nn.ReLU6, GeneralRelu))
 
 
 class LayerStats(list):

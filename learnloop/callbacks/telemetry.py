@@ -18,6 +18,7 @@ from torch import nn
 
 from ..hooks import Hook, Hooks, find_modules
 from ..init import CONV_LINEAR
+from ..layers import GeneralRelu
 from .core import Callback
 
 if TYPE_CHECKING:
@@ -27,11 +28,11 @@ if TYPE_CHECKING:
 
 __all__ = ["ActivationStats"]
 
-_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.Tanh, nn.Sigmoid)
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.ELU, nn.SELU, nn.Tanh, nn.Sigmoid, GeneralRelu)
 
 
 def _default_modules(model: nn.Module) -> list[nn.Module]:
-    acts = find_modules(model, lambda m: isinstance(m, _ACTIVATIONS) or type(m).__name__ == "GeneralRelu")
+    acts = find_modules(model, _ACTIVATIONS)
     return acts or find_modules(model, CONV_LINEAR)
 
 
@@ -65,6 +66,7 @@ class ActivationStats(Callback):
         self._weights = [m.weight for m in weighted]
         self.records, self.steps = [], []
         self._hooks: Hooks | None = None
+        self._acts: list[torch.Tensor | None] | None = None  # this step's per-layer stats, when recording
 
     def _histogram(self, a: torch.Tensor) -> torch.Tensor:
         lo, hi = self.hist_range
@@ -82,8 +84,9 @@ class ActivationStats(Callback):
         self._acts[hook.index] = torch.cat([o.mean()[None], o.std()[None], (hist[0] / o.numel())[None], hist])
 
     def before_batch(self, learn: "Learner") -> None:
+        self._acts = None  # stats from a cancelled batch never leak into this one
         if learn.training and learn.n_iter % self.every == 0:
-            self._acts: list[torch.Tensor | None] = [None] * len(self._mods)
+            self._acts = [None] * len(self._mods)
             self._hooks = Hooks(self._mods, self._record)
             for i, h in enumerate(self._hooks):
                 h.index = i
@@ -97,14 +100,14 @@ class ActivationStats(Callback):
         self._unhook()
 
     def after_backward(self, learn: "Learner") -> None:
-        if not learn.training or learn.n_iter % self.every or any(a is None for a in getattr(self, "_acts", [None])):
-            return
-        dev = self._acts[0].device
+        acts, self._acts = self._acts, None
+        if not learn.training or acts is None or any(a is None for a in acts):
+            return  # not a recorded step, or a hooked layer did not run
+        dev = acts[0].device
         grads = [w.grad.detach().float().std()[None] if w.grad is not None else torch.full((1,), math.nan, device=dev) for w in self._weights]
-        flat = torch.cat([*self._acts, *[g.to(dev) for g in grads]])
+        flat = torch.cat([*acts, *[g.to(dev) for g in grads]])
         self.records.append(flat.cpu())  # the one device-to-host transfer of this step
         self.steps.append(learn.n_iter)
-        self._acts = [None]
 
     def after_batch(self, learn: "Learner") -> None:
         self._unhook()
