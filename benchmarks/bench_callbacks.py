@@ -45,7 +45,7 @@ def main() -> int:
 
     n = 5000
     rows = [
-        ("DeviceCallback.before_batch", lambda: learn.device.before_batch(learn)),
+        ("DeviceCallback.before_batch", lambda: learn.device_cb.before_batch(learn)),
         ("Recorder.after_loss", lambda: learn.recorder.after_loss(learn)),
         ("NonFiniteCheck.after_loss", lambda: learn.non_finite_check.after_loss(learn)),
         ("ProgressBar.after_batch", lambda: learn.progress_bar.after_batch(learn)),

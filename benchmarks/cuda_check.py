@@ -45,7 +45,7 @@ def main() -> int:
     learn = ll.Learner(mlp(), dls, lr=0.1, metrics=[ll.accuracy], progress=False)
     learn.fit(2)
     acc = learn.recorder.history[-1]["accuracy"]
-    check("default device is cuda", learn.device.device.type == "cuda" and next(learn.model.parameters()).is_cuda)
+    check("default device is cuda", learn.device.type == "cuda" and next(learn.model.parameters()).is_cuda)
     check("MLP on CUDA reaches 0.95 in 2 epochs", acc >= 0.95, f"accuracy {acc:.4f}")
     preds, targets = learn.get_preds()
     check("get_preds returns CPU tensors", preds.device.type == "cpu" and torch.equal(targets, yv))
@@ -55,7 +55,7 @@ def main() -> int:
     model = mlp()
     learn = ll.Learner(model, dls, opt_func=torch.optim.Adam, lr=1e-3, device="cpu", progress=False)
     learn.fit(1)
-    learn.remove_cbs([learn.device]).add_cbs([ll.DeviceCallback("cuda")])
+    learn.remove_cbs([learn.device_cb]).add_cbs([ll.DeviceCallback("cuda")])
     learn.fit(1)
     states = [v.device.type for s in learn.opt.state.values() for v in s.values() if v.ndim > 0]
     check("Adam state moved with the model", set(states) == {"cuda"}, f"{len(states)} state tensors")

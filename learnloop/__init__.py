@@ -4,23 +4,12 @@ from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, s
 from .callbacks import (
     ActivationStats,
     BatchTransform,
-    Callback,
-    CancelBackwardException,
-    CancelBatchException,
-    CancelEpochException,
-    CancelFitException,
-    CancelStepException,
-    CancelTrainException,
-    CancelValidException,
     DeviceCallback,
     GradientAccumulation,
-    LRFinder,
     NonFiniteCheck,
     NonFiniteLossError,
-    ParamScheduler,
     ProgressBar,
     Recorder,
-    TorchScheduler,
 )
 from .callbacks.transforms import Normalize, Reshape
 from .data import (
@@ -33,12 +22,27 @@ from .data import (
     collate,
 )
 from .diagnostics import init_report, layer_stats
+from .events import (
+    EVENTS,
+    Callback,
+    CancelBackwardException,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+)
 from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
 from .layers import GeneralRelu
 from .learner import Learner
+from .loop import BaseLearner
 from .metrics import AvgMetric, accuracy, error_rate
 from .schedule import (
+    LRFinder,
+    ParamScheduler,
+    TorchScheduler,
     combine_scheds,
     cos_1cycle_anneal,
     sched_cos,
@@ -66,6 +70,7 @@ __all__ = [
     "ActivationStats",
     "ArrayDataset",
     "AvgMetric",
+    "BaseLearner",
     "BatchSampler",
     "BatchTransform",
     "Callback",
@@ -79,6 +84,7 @@ __all__ = [
     "DataLoader",
     "DataLoaders",
     "DeviceCallback",
+    "EVENTS",
     "GeneralRelu",
     "GradientAccumulation",
     "Hook",

@@ -168,7 +168,7 @@ def train(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
     learn, data = _learner(args, progress=not args.quiet)
-    model, device = learn.model, learn.device.device
+    model, device = learn.model, learn.device
     if args.schedule == "one-cycle":
         learn.fit_one_cycle(args.epochs, args.lr)
     else:

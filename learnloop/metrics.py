@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["accuracy", "error_rate", "AvgMetric", "resolve_metric", "METRICS"]
+__all__ = ["accuracy", "error_rate", "AvgMetric", "resolve_metric", "metric_name", "batch_size", "Accumulator", "METRICS"]
 
 
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -82,3 +82,50 @@ def resolve_metric(m: Any) -> Any:
 
 def metric_name(m: Any) -> str:
     return getattr(m, "name", None) or type(m).__name__.lower()
+
+
+def batch_size(b: Any) -> int:
+    """Number of samples in a (possibly nested) batch: the first dimension of its first tensor."""
+    if isinstance(b, torch.Tensor):
+        return b.shape[0] if b.ndim else 1
+    if isinstance(b, dict):
+        b = list(b.values())
+    if isinstance(b, (list, tuple)) and b:
+        return batch_size(b[0])
+    raise TypeError(f"Cannot tell the batch size of a {type(b).__name__}.")
+
+
+class Accumulator:
+    """One phase's losses (weighted by batch size) and metrics, kept on the device and read back
+    in one transfer at the end. The Recorder and `Learner.validate` both count through it."""
+
+    def __init__(self) -> None:
+        self.start([])
+
+    def start(self, metrics: list[Any], device: torch.device | None = None) -> None:
+        self.metrics, self.losses, self.sizes = list(metrics), [], []
+        for m in self.metrics:
+            m.reset()
+            if isinstance(m, torch.nn.Module) and device is not None:
+                m.to(device)
+
+    def add(self, loss: torch.Tensor, pred: Any, target: Any) -> None:
+        self.losses.append(loss.detach())
+        self.sizes.append(target.shape[0] if isinstance(target, torch.Tensor) and target.ndim else batch_size(target))
+        for m in self.metrics:
+            m.update(pred, target)
+
+    def read(self) -> tuple[list[float], dict[str, float]]:
+        """(each batch's loss, {'loss': size-weighted mean, <metric name>: value, ...}); then empty."""
+        names = [metric_name(m) for m in self.metrics]
+        if not self.losses:
+            return [], {"loss": float("nan"), **{n: float("nan") for n in names}}
+        losses = torch.stack(self.losses).float()
+        sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=losses.device)
+        parts = [losses, ((losses * sizes).sum() / sizes.sum())[None]]
+        for m in self.metrics:
+            parts.append(torch.as_tensor(m.compute(), dtype=losses.dtype).to(losses.device).reshape(1))
+        flat = torch.cat(parts).cpu().tolist()
+        n = len(self.losses)
+        self.losses, self.sizes = [], []
+        return flat[:n], {"loss": flat[n], **dict(zip(names, flat[n + 1 :]))}

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "to_device", "apply_to_tensors", "snake_case"]
+__all__ = ["set_seed", "default_device", "model_device", "to_device", "apply_to_tensors", "snake_case"]
 
 
 def set_seed(seed: int) -> None:
@@ -31,6 +31,12 @@ def default_device() -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def model_device(model: torch.nn.Module) -> torch.device | None:
+    """The device of the model's first parameter (None for a model without parameters)."""
+    p = next(model.parameters(), None)
+    return p.device if p is not None else None
 
 
 def apply_to_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:

@@ -50,7 +50,7 @@ def test_name_access_and_snake_case():
     assert cb.name == "my_fancy"
     assert learn.my_fancy is cb and cb.learn is learn
     assert learn.recorder is learn.cbs[[type(c) for c in learn.cbs].index(ll.Recorder)]
-    assert isinstance(learn.progress_bar, ll.ProgressBar) and isinstance(learn.device, ll.DeviceCallback)
+    assert isinstance(learn.progress_bar, ll.ProgressBar) and isinstance(learn.device_cb, ll.DeviceCallback) and learn.device == learn.device_cb.device
 
 
 def test_fit_callbacks_live_for_that_fit_only():

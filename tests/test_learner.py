@@ -217,8 +217,19 @@ def test_shape_mismatch_is_a_clear_error_before_any_step():
         ll.Learner(model, dls, loss_func=F.mse_loss, progress=False).fit(1)
     assert torch.equal(model.weight, w0)
     dls = ll.DataLoaders.from_tensors(x, y, x, y, batch_size=4)
-    with pytest.raises(ValueError, match="loss_func failed"):
+    with pytest.raises(ValueError, match=r"first loss of this run failed on predictions of shape \(4, 3\)"):
         ll.Learner(nn.Linear(4, 3), dls, loss_func=lambda p, t: F.cross_entropy(p, t.float()[:2]), progress=False).fit(1)
+
+
+def test_first_loss_hint_keeps_the_exception_type():
+    # An out-of-memory error in the first loss must still read as one, with the shapes as a note.
+    def oom(pred, target):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    dls = ll.DataLoaders.from_tensors(torch.randn(8, 4), torch.randint(0, 3, (8,)), batch_size=4)
+    with pytest.raises(torch.OutOfMemoryError, match="out of memory") as info:
+        ll.Learner(nn.Linear(4, 3), dls, loss_func=oom, progress=False).fit(1)
+    assert any("predictions of shape (4, 3)" in note for note in info.value.__notes__)
 
 
 def test_empty_loader_is_an_error():
@@ -298,7 +309,7 @@ def test_device_callback_moves_model_and_batches():
 
     learn = ll.Learner(mlp(), tiny_dls(), device="cpu", cbs=[Spy()], progress=False)
     learn.fit(1)
-    assert set(seen) == {"cpu"} and learn.device.device == torch.device("cpu")
+    assert set(seen) == {"cpu"} and learn.device == torch.device("cpu")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where moving to CUDA fails")

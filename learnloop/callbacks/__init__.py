@@ -1,6 +1,10 @@
-"""Callbacks: each tweak of the training loop in its own class."""
+"""Callbacks: each tweak of the training loop in its own class, one file per family.
 
-from .core import (
+The protocol (`Callback`, the events, the cancellation exceptions) lives in `learnloop.events`
+and the scheduling callbacks in `learnloop.schedule`; both are re-exported here.
+"""
+
+from ..events import (
     ALIASES,
     EVENTS,
     Callback,
@@ -12,12 +16,11 @@ from .core import (
     CancelTrainException,
     CancelValidException,
 )
+from ..schedule import LRFinder, ParamScheduler, TorchScheduler
 from .device import DeviceCallback
 from .guards import NonFiniteCheck, NonFiniteLossError
-from .lr_finder import LRFinder
 from .progress import ProgressBar
 from .recorder import Recorder
-from .schedule import ParamScheduler, TorchScheduler
 from .telemetry import ActivationStats
 from .training import GradientAccumulation
 from .transforms import BatchTransform

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from ..utils import default_device, to_device
-from .core import Callback
-
-if TYPE_CHECKING:
-    from ..learner import Learner
+from ..utils import default_device, model_device, to_device
+from ..events import Callback
+from ..loop import BaseLearner
 
 __all__ = ["DeviceCallback", "move_model"]
-
-
-def _model_device(model: torch.nn.Module) -> torch.device | None:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else None
 
 
 def _move_state(opt: torch.optim.Optimizer | None, device: torch.device) -> None:
@@ -34,7 +27,7 @@ def move_model(model: torch.nn.Module, opt: torch.optim.Optimizer | None, device
     If any part fails (out of memory, say), what was moved goes back, so no model is left
     half on one device and half on another.
     """
-    src = _model_device(model)
+    src = model_device(model)
     if src is None or src == device:
         return
     try:
@@ -53,14 +46,15 @@ class DeviceCallback(Callback):
 
     def __init__(self, device: torch.device | str | None = None):
         self.device = torch.device(device) if device is not None else default_device()
+        self.name = "device_cb"  # `learn.device` is the torch.device itself
         # Host-to-GPU copies can overlap compute; to the CPU there is nothing to overlap.
         self.non_blocking = self.device.type == "cuda"
         self._concrete = self.device
 
-    def before_fit(self, learn: "Learner") -> None:
+    def before_fit(self, learn: BaseLearner) -> None:
         move_model(learn.model, learn.opt, self.device)
         # 'cuda' means 'cuda:<current>': compare batches against the concrete device.
-        self._concrete = _model_device(learn.model) or self.device
+        self._concrete = model_device(learn.model) or self.device
 
     before_validate = before_fit
 
@@ -69,7 +63,7 @@ class DeviceCallback(Callback):
             return b  # the common case, kept cheap: no call into torch's argument parsing
         return to_device(b, self.device, self.non_blocking)
 
-    def before_batch(self, learn: "Learner") -> None:
+    def before_batch(self, learn: BaseLearner) -> None:
         learn.xb, learn.yb = self._move(learn.xb), self._move(learn.yb)
 
     def __repr__(self) -> str:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
-from .core import Callback
-
-if TYPE_CHECKING:
-    from ..learner import Learner
+from ..events import Callback
+from ..loop import BaseLearner
+from ..utils import model_device
 
 __all__ = ["NonFiniteCheck", "NonFiniteLossError"]
 
@@ -36,20 +34,18 @@ class NonFiniteCheck(Callback):
     """
 
     order = 55  # after the Recorder, so the bad loss is recorded too
+    run_valid = False
 
     def __init__(self, every: int | None = None):
         self.every = every
 
-    def before_train(self, learn: "Learner") -> None:
+    def before_train(self, learn: BaseLearner) -> None:
         self._window: list[torch.Tensor] = []
         self._iters: list[int] = []  # the batch number of each loss in the window
-        p = next(learn.model.parameters(), None)
-        cpu = p is None or p.device.type == "cpu"
-        self._n = self.every or (1 if cpu else 32)
+        device = model_device(learn.model)
+        self._n = self.every or (1 if device is None or device.type == "cpu" else 32)
 
-    def after_loss(self, learn: "Learner") -> None:
-        if not learn.training:
-            return
+    def after_loss(self, learn: BaseLearner) -> None:
         if self._n == 1:
             value = learn.loss.item()
             if not math.isfinite(value):
@@ -60,7 +56,7 @@ class NonFiniteCheck(Callback):
         if len(self._window) >= self._n:
             self._check()
 
-    def after_train(self, learn: "Learner") -> None:
+    def after_train(self, learn: BaseLearner) -> None:
         if self._window:
             self._check()
 

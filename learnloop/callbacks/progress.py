@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .core import Callback
-
-if TYPE_CHECKING:
-    from ..learner import Learner
+from ..events import Callback
+from ..loop import BaseLearner
 
 __all__ = ["ProgressBar", "format_row"]
 
@@ -41,10 +39,10 @@ class ProgressBar(Callback):
         self.bar, self.table = bar, table
         self._pbar: Any = None
 
-    def before_fit(self, learn: "Learner") -> None:
+    def before_fit(self, learn: BaseLearner) -> None:
         self._header_done = False
 
-    def _open(self, learn: "Learner", what: str) -> None:
+    def _open(self, learn: BaseLearner, what: str) -> None:
         if not self.bar:
             return
         from tqdm.auto import tqdm
@@ -54,18 +52,18 @@ class ProgressBar(Callback):
         # disable=None: no bar when stderr is not a terminal (logs, CI), so they are not flooded.
         self._pbar = tqdm(total=len(learn.dl), desc=desc, leave=False, disable=None, dynamic_ncols=True)
 
-    def before_train(self, learn: "Learner") -> None:
+    def before_train(self, learn: BaseLearner) -> None:
         self._open(learn, "train")
 
-    def before_validate(self, learn: "Learner") -> None:
+    def before_validate(self, learn: BaseLearner) -> None:
         self._open(learn, "valid")
 
-    def after_batch(self, learn: "Learner") -> None:
+    def after_batch(self, learn: BaseLearner) -> None:
         if self._pbar is not None and self._pbar.update(1) and learn.training and learn.loss is not None:
             # The bar just redrew: read the loss back now (a few times a second, not per batch).
             self._pbar.set_postfix_str(f"loss {learn.loss.item():.4f}", refresh=False)
 
-    def _close(self, learn: "Learner") -> None:
+    def _close(self, learn: BaseLearner) -> None:
         if self._pbar is not None:
             self._pbar.close()
             self._pbar = None
@@ -73,10 +71,10 @@ class ProgressBar(Callback):
     after_train = _close
     after_validate = _close
 
-    def after_fit(self, learn: "Learner") -> None:
+    def after_fit(self, learn: BaseLearner) -> None:
         self._close(learn)
 
-    def after_epoch(self, learn: "Learner") -> None:
+    def after_epoch(self, learn: BaseLearner) -> None:
         recorder = getattr(learn, "recorder", None)
         if not self.table or recorder is None or not recorder.history:
             return

@@ -6,29 +6,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from ..hypers import locations
-from ..metrics import metric_name
-from .core import Callback
+from ..loop import BaseLearner
+from ..metrics import Accumulator, batch_size
+from ..plots import new_figure, save_figure
+from ..schedule.hypers import locations
+from ..utils import model_device
+from ..events import Callback
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from ..learner import Learner
-
 __all__ = ["Recorder", "batch_size"]
-
-
-def batch_size(b: Any) -> int:
-    """Number of samples in a (possibly nested) batch: the first dimension of its first tensor."""
-    if isinstance(b, torch.Tensor):
-        return b.shape[0] if b.ndim else 1
-    if isinstance(b, dict):
-        b = list(b.values())
-    if isinstance(b, (list, tuple)) and b:
-        return batch_size(b[0])
-    raise TypeError(f"Cannot tell the batch size of a {type(b).__name__}.")
 
 
 class Recorder(Callback):
@@ -38,7 +26,8 @@ class Recorder(Callback):
     - `hps`: every training batch's hyper-parameters per param group, e.g. `hps['lr'][i][g]`
       (learnloop's names: lr, mom, sqr_mom, wd, eps; Adam's betas give mom and sqr_mom), as in
       effect for that batch's step;
-    - `history`: one dict per epoch with `epoch`, `train_loss`, `valid_loss`, each metric, `time`.
+    - `history`: one dict per epoch with `epoch`, `train_loss`, `valid_loss`, each metric, `time`;
+    - `last_valid`: the loss and metrics of the latest validation pass.
 
     Epoch averages weight every batch by its size, so a short last batch does not skew them.
     Losses and metric sums stay on the model's device and are read back once per phase.
@@ -51,97 +40,54 @@ class Recorder(Callback):
         self.losses: list[float] = []
         self.history: list[dict[str, float]] = []
         self.last_valid: dict[str, float] = {}
-        self._pending: list[torch.Tensor] = []
-        self._sizes: list[int] = []
+        self._acc = Accumulator()
         self._hp_rows: list[list[tuple]] = []
         self._hp_keys: list[str] = []
         self._hp_locs: dict[str, Any] = {}
 
     # ---- events -----------------------------------------------------------------------------
 
-    def before_fit(self, learn: "Learner") -> None:
+    def before_fit(self, learn: BaseLearner) -> None:
         self.losses, self.history, self._hp_rows = [], [], []
         # Record raw param-group entries (cheap); `hps` translates them to our names on demand.
         self._hp_locs = locations(learn.opt.param_groups[0])
         self._hp_keys = sorted({loc[0] if isinstance(loc, tuple) else loc for loc in self._hp_locs.values()})
-        self._fit_start = time.perf_counter()
 
-    def before_epoch(self, learn: "Learner") -> None:
+    def before_epoch(self, learn: BaseLearner) -> None:
         self._row: dict[str, float] = {"epoch": learn.epoch}
         self._epoch_start = time.perf_counter()
 
-    def _start_phase(self, learn: "Learner") -> None:
-        self._pending, self._sizes = [], []
-        if not learn.training or self.train_metrics:
-            for m in learn.metrics:
-                m.reset()
-                if isinstance(m, torch.nn.Module):
-                    p = next(learn.model.parameters(), None)
-                    if p is not None:
-                        m.to(p.device)
+    def before_train(self, learn: BaseLearner) -> None:
+        self._acc.start(learn.metrics if self.train_metrics else [], model_device(learn.model))
 
-    before_train = _start_phase
-    before_validate = _start_phase
+    def before_validate(self, learn: BaseLearner) -> None:
+        self._acc.start(learn.metrics, model_device(learn.model))
 
-    def after_loss(self, learn: "Learner") -> None:
-        yb = learn.yb
-        self._pending.append(learn.loss.detach())
-        self._sizes.append(yb.shape[0] if isinstance(yb, torch.Tensor) and yb.ndim else batch_size(yb))
+    def after_loss(self, learn: BaseLearner) -> None:
+        self._acc.add(learn.loss, learn.pred, learn.yb)
         if learn.training:
             keys = self._hp_keys
             self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
-        if not learn.training or self.train_metrics:
-            for m in learn.metrics:
-                m.update(learn.pred, learn.yb)
 
-    def _finish_phase(self, learn: "Learner", prefix: str) -> dict[str, float]:
-        use_metrics = prefix == "valid" or self.train_metrics
-        values = self._read_back(learn.metrics if use_metrics else [])
-        if prefix == "train":
-            self.losses.extend(values.pop("_batch_losses"))
-        else:
-            values.pop("_batch_losses")
-        out = {f"{prefix}_loss": values.pop("_loss")}
-        for name, v in values.items():
-            out[name if prefix == "valid" else f"train_{name}"] = v
-        return out
+    def after_train(self, learn: BaseLearner) -> None:
+        batch_losses, values = self._acc.read()
+        self.losses.extend(batch_losses)
+        self._row.update({f"train_{k}": v for k, v in values.items()})
 
-    def after_train(self, learn: "Learner") -> None:
-        self._row.update(self._finish_phase(learn, "train"))
-
-    def after_validate(self, learn: "Learner") -> None:
-        self.last_valid = self._finish_phase(learn, "valid")
+    def after_validate(self, learn: BaseLearner) -> None:
+        _, values = self._acc.read()
+        self.last_valid = {"valid_loss": values.pop("loss"), **values}
         if hasattr(self, "_row"):
             self._row.update(self.last_valid)
 
-    def after_epoch(self, learn: "Learner") -> None:
+    def after_epoch(self, learn: BaseLearner) -> None:
         self._row["time"] = time.perf_counter() - self._epoch_start
         self.history.append(self._row)
 
-    def after_fit(self, learn: "Learner") -> None:
-        if self._pending and learn.training:  # the fit stopped mid-phase: keep what was seen
-            self.losses.extend(torch.stack(self._pending).float().cpu().tolist())
-            self._pending = []
+    def after_fit(self, learn: BaseLearner) -> None:
+        if self._acc.losses and learn.training:  # the fit stopped mid-phase: keep what was seen
+            self.losses.extend(self._acc.read()[0])
         self.__dict__.pop("_row", None)
-
-    # ---- reading back -------------------------------------------------------------------------
-
-    def _read_back(self, metrics: list[Any]) -> dict[str, Any]:
-        """Loss mean, per-batch losses and metric values in one device-to-host transfer."""
-        names = [metric_name(m) for m in metrics]
-        if not self._pending:
-            return {"_loss": float("nan"), "_batch_losses": [], **{n: float("nan") for n in names}}
-        losses = torch.stack(self._pending).float()
-        sizes = torch.tensor(self._sizes, dtype=losses.dtype, device=losses.device)
-        mean = (losses * sizes).sum() / sizes.sum()
-        parts = [losses, mean[None]]
-        for m in metrics:
-            v = m.compute()
-            parts.append(torch.as_tensor(v, dtype=losses.dtype).to(losses.device).reshape(1))
-        flat = torch.cat(parts).cpu().tolist()
-        n = len(self._pending)
-        self._pending, self._sizes = [], []
-        return {"_batch_losses": flat[:n], "_loss": flat[n], **dict(zip(names, flat[n + 1 :]))}
 
     @property
     def hps(self) -> dict[str, list[list[float]]]:
@@ -161,9 +107,7 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start: int = 0, with_valid: bool = True, path: str | Path | None = None) -> "Figure":
         """Training loss per batch (and validation loss per epoch); saved as PNG when `path` is given."""
-        from matplotlib.figure import Figure
-
-        fig = Figure(figsize=(6, 4), layout="tight")
+        fig = new_figure(6, 4)
         ax = fig.add_subplot()
         ax.plot(range(skip_start, len(self.losses)), self.losses[skip_start:], label="train", lw=1)
         if with_valid and self.history and self.losses:
@@ -172,16 +116,12 @@ class Recorder(Callback):
             ax.plot(xs, [h.get("valid_loss", float("nan")) for h in self.history], "o-", label="valid")
         ax.set(xlabel="batch", ylabel="loss", title="Loss")
         ax.legend()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return save_figure(fig, path)
 
     def plot_sched(self, keys: list[str] | None = None, path: str | Path | None = None) -> "Figure":
         """Each recorded hyper-parameter per batch, one line per param group."""
-        from matplotlib.figure import Figure
-
         keys = keys or list(self.hps)
-        fig = Figure(figsize=(4 * max(1, len(keys)), 3.5), layout="tight")
+        fig = new_figure(4 * max(1, len(keys)), 3.5)
         for i, key in enumerate(keys):
             ax = fig.add_subplot(1, max(1, len(keys)), i + 1)
             rows = self.hps.get(key, [])
@@ -190,9 +130,7 @@ class Recorder(Callback):
             ax.set(xlabel="batch", title=key)
             if rows and len(rows[0]) > 1:
                 ax.legend()
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return save_figure(fig, path)
 
     # ---- checkpointing ------------------------------------------------------------------------
 

@@ -19,12 +19,12 @@ from torch import nn
 from ..hooks import Hook, Hooks, find_modules
 from ..init import CONV_LINEAR
 from ..layers import GeneralRelu
-from .core import Callback
+from ..plots import new_figure, save_figure
+from ..events import Callback
+from ..loop import BaseLearner
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from ..learner import Learner
 
 __all__ = ["ActivationStats"]
 
@@ -46,6 +46,7 @@ class ActivationStats(Callback):
     """
 
     order = 70
+    run_valid = False
 
     def __init__(self, modules: Sequence[nn.Module] | None = None, every: int = 1, hist_bins: int = 40, hist_range: tuple[float, float] = (0, 10)):
         if every < 1:
@@ -54,7 +55,7 @@ class ActivationStats(Callback):
         self.records: list[torch.Tensor] = []
         self.steps: list[int] = []
 
-    def before_fit(self, learn: "Learner") -> None:
+    def before_fit(self, learn: BaseLearner) -> None:
         model = learn.model
         self._mods = list(self.modules) if self.modules is not None else _default_modules(model)
         if not self._mods:
@@ -83,9 +84,9 @@ class ActivationStats(Callback):
         hist = self._histogram(o.abs())
         self._acts[hook.index] = torch.cat([o.mean()[None], o.std()[None], (hist[0] / o.numel())[None], hist])
 
-    def before_batch(self, learn: "Learner") -> None:
+    def before_batch(self, learn: BaseLearner) -> None:
         self._acts = None  # stats from a cancelled batch never leak into this one
-        if learn.training and learn.n_iter % self.every == 0:
+        if learn.train_batches_done % self.every == 0:
             self._acts = [None] * len(self._mods)
             self._hooks = Hooks(self._mods, self._record)
             for i, h in enumerate(self._hooks):
@@ -96,23 +97,23 @@ class ActivationStats(Callback):
             self._hooks.remove()
             self._hooks = None
 
-    def after_pred(self, learn: "Learner") -> None:
+    def after_pred(self, learn: BaseLearner) -> None:
         self._unhook()
 
-    def after_backward(self, learn: "Learner") -> None:
+    def after_backward(self, learn: BaseLearner) -> None:
         acts, self._acts = self._acts, None
-        if not learn.training or acts is None or any(a is None for a in acts):
+        if acts is None or any(a is None for a in acts):
             return  # not a recorded step, or a hooked layer did not run
         dev = acts[0].device
         grads = [w.grad.detach().float().std()[None] if w.grad is not None else torch.full((1,), math.nan, device=dev) for w in self._weights]
         flat = torch.cat([*acts, *[g.to(dev) for g in grads]])
         self.records.append(flat.cpu())  # the one device-to-host transfer of this step
-        self.steps.append(learn.n_iter)
+        self.steps.append(learn.train_batches_done)
 
-    def after_batch(self, learn: "Learner") -> None:
+    def after_batch(self, learn: BaseLearner) -> None:
         self._unhook()
 
-    def after_fit(self, learn: "Learner") -> None:
+    def after_fit(self, learn: BaseLearner) -> None:
         self._unhook()
 
     # ---- reading the records ------------------------------------------------------------------
@@ -135,15 +136,7 @@ class ActivationStats(Callback):
         }
 
     def _figure(self, n_axes: int, width: float = 5.0) -> "Figure":
-        from matplotlib.figure import Figure
-
-        return Figure(figsize=(width * n_axes, 3.8), layout="tight")
-
-    @staticmethod
-    def _save(fig: "Figure", path: str | Path | None) -> "Figure":
-        if path is not None:
-            fig.savefig(path, dpi=100)
-        return fig
+        return new_figure(width * n_axes, 3.8)
 
     def plot_stats(self, path: str | Path | None = None) -> "Figure":
         """Per-layer activation mean and std against training step."""
@@ -154,7 +147,7 @@ class ActivationStats(Callback):
                 ax.plot(s["steps"], s[key][:, i], label=name)
             ax.set(xlabel="step", title=f"activation {key[:-1]}")
         fig.axes[0].legend(fontsize="small")
-        return self._save(fig, path)
+        return save_figure(fig, path)
 
     def plot_colorful(self, path: str | Path | None = None) -> "Figure":
         """The colorful dimension: per layer, the histogram of |activation| (rows: bins from
@@ -169,7 +162,7 @@ class ActivationStats(Callback):
             ax.imshow(img.numpy(), origin="lower", aspect="auto", extent=(float(s["steps"][0]), float(s["steps"][-1]) + 1, lo, hi))
             ax.set(title=self.layer_names[i], xlabel="step")
         axes[0].set_ylabel("|activation|")
-        return self._save(fig, path)
+        return save_figure(fig, path)
 
     def plot_dead(self, path: str | Path | None = None) -> "Figure":
         """Per-layer share of activations in the lowest histogram bin, against training step."""
@@ -180,7 +173,7 @@ class ActivationStats(Callback):
             ax.plot(s["steps"], s["dead"][:, i], label=name)
         ax.set(xlabel="step", ylabel="share near zero", title="dead activations", ylim=(0, 1))
         ax.legend(fontsize="small")
-        return self._save(fig, path)
+        return save_figure(fig, path)
 
     def summary(self, dead_max: float = 0.75, std_band: tuple[float, float] = (0.1, 10.0), grad_ratio: float = 100.0) -> str:
         """Plain-words verdict on the last tenth of the recorded steps, one line per finding.

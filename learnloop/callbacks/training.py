@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .core import Callback, CancelStepException
-
-if TYPE_CHECKING:
-    from ..learner import Learner
+from ..events import Callback, CancelStepException
+from ..loop import BaseLearner
 
 __all__ = ["GradientAccumulation"]
 
@@ -21,21 +17,21 @@ class GradientAccumulation(Callback):
     """
 
     order = 60  # after the Recorder (50) and NonFiniteCheck (55) have seen the unscaled loss
+    run_valid = False
 
     def __init__(self, n: int):
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}.")
         self.n = n
 
-    def before_fit(self, learn: "Learner") -> None:
+    def before_fit(self, learn: BaseLearner) -> None:
         self.count = 0
         learn.opt.zero_grad()  # start from clean gradients
 
-    def after_loss(self, learn: "Learner") -> None:
-        if learn.training:
-            learn.loss = learn.loss / self.n
+    def after_loss(self, learn: BaseLearner) -> None:
+        learn.loss = learn.loss / self.n
 
-    def before_step(self, learn: "Learner") -> None:
+    def before_step(self, learn: BaseLearner) -> None:
         self.count += 1
         if self.count % self.n:
             raise CancelStepException

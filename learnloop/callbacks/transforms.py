@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import torch
 
-from .core import Callback
-
-if TYPE_CHECKING:
-    from ..learner import Learner
+from ..events import Callback
+from ..loop import BaseLearner
 
 __all__ = ["BatchTransform", "Normalize", "Reshape"]
 
@@ -30,7 +28,7 @@ class BatchTransform(Callback):
         if name is not None:
             self.name = name
 
-    def before_batch(self, learn: "Learner") -> None:
+    def before_batch(self, learn: BaseLearner) -> None:
         if self.on in ("x", "both"):
             learn.xb = self.tfm(learn.xb)
         if self.on in ("y", "both") and learn.yb is not None:

@@ -15,6 +15,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from ..plots import new_figure, save_figure
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -111,13 +113,9 @@ def cos_1cycle_anneal(start: float, high: float, end: float) -> list[Schedule]:
 
 def plot_schedule(sched: Schedule, n: int = 200, path: str | Path | None = None, title: str = "") -> "Figure":
     """The schedule over pos in [0, 1]; saved as PNG when `path` is given."""
-    from matplotlib.figure import Figure
-
     xs = [i / (n - 1) for i in range(n)]
-    fig = Figure(figsize=(5, 3.5), layout="tight")
+    fig = new_figure(5, 3.5)
     ax = fig.add_subplot()
     ax.plot(xs, [sched(x) for x in xs])
     ax.set(xlabel="training position", title=title)
-    if path is not None:
-        fig.savefig(path, dpi=100)
-    return fig
+    return save_figure(fig, path)

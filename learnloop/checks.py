@@ -1,0 +1,107 @@
+"""Argument checks at the door: plain functions the Learner calls before any work starts.
+
+Each raises a `TypeError` or `ValueError` that names what was wrong and what to do instead.
+`loss_hint` is the one check that runs inside the loop, on the first loss of a fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "check_model",
+    "check_dls",
+    "check_loss_func",
+    "check_opt_func",
+    "check_lr",
+    "check_n_epochs",
+    "check_pct",
+    "as_list",
+    "loss_hint",
+]
+
+
+def check_model(model: Any) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+
+
+def check_dls(dls: Any) -> None:
+    if not hasattr(dls, "train"):
+        raise TypeError(f"dls must be DataLoaders (with .train and .valid), got {type(dls).__name__}.")
+
+
+def check_loss_func(loss_func: Any) -> None:
+    if not callable(loss_func):
+        raise TypeError(f"loss_func must be callable as loss_func(pred, target), got {loss_func!r}.")
+
+
+def check_opt_func(opt_func: Any) -> None:
+    if isinstance(opt_func, torch.optim.Optimizer) or not callable(opt_func):
+        raise TypeError(
+            "opt_func must be an optimizer class or factory such as torch.optim.SGD (not an optimizer "
+            "instance): the Learner creates the optimizer itself with opt_func(params, lr=lr)."
+        )
+
+
+def check_lr(lr: Any, what: str = "lr") -> None:
+    """A learning rate is a positive, finite number (one per param group when a list)."""
+    for v in lr if isinstance(lr, (list, tuple)) else [lr]:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise ValueError(f"{what} must be a positive number, got {v!r}.")
+
+
+def check_n_epochs(n_epochs: Any) -> None:
+    if not isinstance(n_epochs, int) or isinstance(n_epochs, bool) or n_epochs < 0:
+        raise ValueError(f"n_epochs must be a non-negative int, got {n_epochs!r}.")
+
+
+def check_pct(pct: Any, what: str = "pct_start") -> None:
+    if not isinstance(pct, (int, float)) or not 0 <= pct <= 1:
+        raise ValueError(f"{what} must be in [0, 1], got {pct!r}.")
+
+
+def as_list(items: Any) -> list:
+    """None -> [], one item -> [item], a list or tuple -> a list (strings count as one item)."""
+    if items is None:
+        return []
+    if isinstance(items, (str, bytes)) or not isinstance(items, Iterable):
+        return [items]
+    return list(items)
+
+
+# Losses that compare prediction and target element by element: differing shapes would
+# silently broadcast (with only a warning from torch), so they are an error here.
+_ELEMENTWISE_FUNCS = (
+    F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.binary_cross_entropy, F.binary_cross_entropy_with_logits,
+)  # fmt: skip
+_ELEMENTWISE_MODULES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn.BCELoss, nn.BCEWithLogitsLoss)
+
+
+def _shape(x: Any) -> Any:
+    return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+@contextlib.contextmanager
+def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
+    """Around the first loss of a fit: an elementwise loss with mismatched shapes is an error,
+    and any exception from the loss gets a note with both shapes (its type is kept, so an
+    out-of-memory error still reads as one)."""
+    hint = (
+        f"predictions of shape {_shape(pred)} and targets of shape {_shape(target)}. Make the model's output "
+        "fit the loss (e.g. (batch, n_classes) logits with (batch,) int64 class targets for cross-entropy)."
+    )
+    elementwise = loss_func in _ELEMENTWISE_FUNCS or isinstance(loss_func, _ELEMENTWISE_MODULES)
+    if elementwise and isinstance(pred, torch.Tensor) and isinstance(target, torch.Tensor) and pred.shape != target.shape:
+        raise ValueError(f"{getattr(loss_func, '__name__', type(loss_func).__name__)} got {hint}")
+    try:
+        yield
+    except Exception as e:
+        e.add_note(f"learnloop: the first loss of this run failed on {hint}")
+        raise
