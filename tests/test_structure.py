@@ -71,6 +71,34 @@ def test_no_module_imports_a_module_that_imports_it_back():
     assert cycles == []
 
 
+def _layers() -> list[list[str]]:
+    """ARCHITECTURE.md's table, top to bottom: the module names (or package prefixes) of each row."""
+    rows = re.findall(r"^\|[^|]*\|([^|]+)\|[^|]+\|$", (ROOT / "ARCHITECTURE.md").read_text(), flags=re.M)
+    layers = []
+    for cell in rows[1:]:  # the first row is the header
+        names = re.findall(r"`([\w/]+?)(?:\.py)?`", cell)
+        layers.append([f"learnloop.{n.strip('/').replace('/', '.')}" if n != "__init__" else "learnloop" for n in names])
+    return layers
+
+
+def test_architecture_md_order_matches_the_imports():
+    rank = {}
+    for i, names in enumerate(_layers()):
+        for n in names:
+            rank[n] = i
+
+    def rank_of(module: str) -> int:
+        for name in (module, module.rpartition(".")[0]):  # a module, or its package's row (callbacks/)
+            if name in rank:
+                return rank[name]
+        raise AssertionError(f"{module} is not in ARCHITECTURE.md's table")
+
+    graph = _import_graph()
+    upward = [(m, d) for m, deps in graph.items() if m not in ("learnloop.callbacks", "learnloop.schedule", "learnloop.data")
+              for d in deps if rank_of(d) < rank_of(m)]  # fmt: skip
+    assert upward == []
+
+
 def test_the_loop_imports_the_protocol_and_no_callback():
     graph = _import_graph()
     assert _reachable(graph, "learnloop.loop") <= {"learnloop.events", "learnloop.checks", "learnloop.utils"}

@@ -51,6 +51,8 @@ class ProgressBar(Callback):
         desc = f"epoch {learn.epoch + 1}/{n_epochs} {what}" if learn.training or n_epochs else what
         # disable=None: no bar when stderr is not a terminal (logs, CI), so they are not flooded.
         self._pbar = tqdm(total=len(learn.dl), desc=desc, leave=False, disable=None, dynamic_ncols=True)
+        if self._pbar.disable:  # nothing will be drawn: skip the per-batch update
+            self._pbar = None
 
     def before_train(self, learn: BaseLearner) -> None:
         self._open(learn, "train")
