@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from .utils import model_device
+
 __all__ = ["Hook", "Hooks", "find_modules", "model_summary", "Summary"]
 
 
@@ -110,9 +112,9 @@ def model_summary(learn_or_model: Any, xb: torch.Tensor | None = None, print_it:
         if not hasattr(learn_or_model, "dls"):
             raise ValueError("model_summary needs an input batch xb when given a bare model.")
         xb = learn_or_model.dls.one_batch()[0]
-    p = next(model.parameters(), None)
-    if p is not None:
-        xb = xb.to(p.device)
+    device = model_device(model)
+    if device is not None:
+        xb = xb.to(device)
     rows = Summary()
     leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
 

@@ -6,9 +6,9 @@ from typing import Any
 
 import torch
 
-from ..utils import default_device, model_device, to_device
 from ..events import Callback
 from ..loop import BaseLearner
+from ..utils import default_device, model_device, to_device
 
 __all__ = ["DeviceCallback", "move_model"]
 

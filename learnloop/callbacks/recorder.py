@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..events import Callback
 from ..loop import BaseLearner
 from ..metrics import Accumulator, batch_size
 from ..plots import new_figure, save_figure
 from ..schedule.hypers import locations
 from ..utils import model_device
-from ..events import Callback
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

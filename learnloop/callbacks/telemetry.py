@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 from torch import nn
 
+from ..events import Callback
 from ..hooks import Hook, Hooks, find_modules
 from ..init import CONV_LINEAR
 from ..layers import GeneralRelu
-from ..plots import new_figure, save_figure
-from ..events import Callback
 from ..loop import BaseLearner
+from ..plots import new_figure, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
