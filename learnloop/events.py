@@ -282,6 +282,7 @@ class CallbackList:
     def __init__(self, owner: Any):
         self.owner = owner
         self.cbs: list[Callback] = []
+        self._handlers: dict[int, dict[str, Callable]] = {}  # id(cb) -> its handlers, resolved once
         self._tables: dict[bool, dict[str, list[Callable]]] = {True: {}, False: {}}
         self._resolve()
         self.active = self._tables[False]
@@ -296,9 +297,12 @@ class CallbackList:
     def add(self, cbs: Iterable[Callback]) -> None:
         """Check every callback, and the order they make with those attached, before attaching any."""
         cbs = list(cbs)
+        if not cbs:  # fit() with no extra callbacks: nothing to re-resolve
+            return
         names: set[str] = set()
+        handlers = {}
         for cb in cbs:
-            self._check(cb)
+            handlers[id(cb)] = self._check(cb)
             if cb.name in names:
                 raise ValueError(f"Two callbacks named {cb.name!r} in one list; give one a distinct name (cb.name = '...').")
             names.add(cb.name)
@@ -307,26 +311,30 @@ class CallbackList:
             cb.learn = self.owner
             setattr(self.owner, cb.name, cb)
         self.cbs = ordered
+        self._handlers.update(handlers)
         self._resolve()
 
     def remove(self, cbs: Iterable[Callback]) -> None:
         """Detach callbacks, their `learn.<name>` attributes and their `learn` references."""
-        for cb in list(cbs):
-            if cb in self.cbs:
-                self.cbs.remove(cb)
-                if self.owner.__dict__.get(cb.name) is cb:
-                    delattr(self.owner, cb.name)
-                cb.learn = None
+        cbs = [cb for cb in cbs if cb in self.cbs]
+        if not cbs:
+            return
+        for cb in cbs:
+            self.cbs.remove(cb)
+            del self._handlers[id(cb)]
+            if self.owner.__dict__.get(cb.name) is cb:
+                delattr(self.owner, cb.name)
+            cb.learn = None
         self._resolve()
 
-    def _check(self, cb: Any) -> None:
+    def _check(self, cb: Any) -> dict[str, Callable]:
         if isinstance(cb, type):
             raise TypeError(f"Pass callback instances, not classes: {cb.__name__}() instead of {cb.__name__}.")
         if not isinstance(cb, Callback):
             raise TypeError(f"Callbacks must subclass learnloop.Callback, got {type(cb).__name__}.")
         if cb in self.cbs:
             raise ValueError(f"{cb!r} is already attached to this learner.")
-        event_handlers(cb)  # validates event names early
+        handlers = event_handlers(cb)  # validates event names early
         owner = self.owner
         if cb.name in owner.__dict__ or hasattr(type(owner), cb.name):
             taken = owner.__dict__.get(cb.name)
@@ -335,6 +343,7 @@ class CallbackList:
                 f"Callback name {cb.name!r} is already used by {what}; give this one a distinct name "
                 f"(set `cb.name = '...'`) before adding it."
             )
+        return handlers
 
     def _resolve(self) -> None:
         # Update the tables in place: `active` keeps pointing at the right one.
@@ -343,7 +352,7 @@ class CallbackList:
             table.update({e: [] for e in EVENTS})
             for cb in self.cbs:
                 skip_batch = not (cb.run_train if training else cb.run_valid)
-                for event, handler in event_handlers(cb).items():
+                for event, handler in self._handlers[id(cb)].items():
                     if not (skip_batch and event in BATCH_EVENTS):
                         table[event].append(handler)
 
@@ -351,7 +360,7 @@ class CallbackList:
         """Which callbacks run on which event, in order, one line per event that has any."""
         lines = []
         for event in EVENTS:
-            names = [type(cb).__name__ for cb in self.cbs if event in event_handlers(cb)]
+            names = [type(cb).__name__ for cb in self.cbs if event in self._handlers[id(cb)]]
             if names:
                 lines.append(f"{event:<24}{', '.join(names)}")
         return "\n".join(lines)
