@@ -28,7 +28,7 @@ class StopAfter(ll.Callback):
         self.n = n
 
     def after_batch(self, learn):
-        if learn.training and learn.train_batches_done + 1 >= self.n:
+        if learn.training and learn.train_batches_done >= self.n:
             raise ll.CancelTrainException  # go straight to validation
 
 

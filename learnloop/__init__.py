@@ -4,13 +4,17 @@ from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, s
 from .callbacks import (
     ActivationStats,
     BatchTransform,
+    Checkpoint,
     DeviceCallback,
+    EarlyStopping,
     GradientAccumulation,
     NonFiniteCheck,
     NonFiniteLossError,
     ProgressBar,
     Recorder,
+    SaveBest,
 )
+from .checkpoint import load_model, save_model
 from .callbacks.transforms import Normalize, Reshape
 from .data import (
     ArrayDataset,
@@ -52,8 +56,8 @@ from .schedule import (
     sched_poly,
 )
 from .utils import default_device, set_seed
+from .version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     # submodules
@@ -81,9 +85,11 @@ __all__ = [
     "CancelStepException",
     "CancelTrainException",
     "CancelValidException",
+    "Checkpoint",
     "DataLoader",
     "DataLoaders",
     "DeviceCallback",
+    "EarlyStopping",
     "EVENTS",
     "GeneralRelu",
     "GradientAccumulation",
@@ -99,6 +105,7 @@ __all__ = [
     "RandomSampler",
     "Recorder",
     "Reshape",
+    "SaveBest",
     "SequentialSampler",
     "TorchScheduler",
     "accuracy",
@@ -111,6 +118,7 @@ __all__ = [
     "init_model",
     "init_report",
     "layer_stats",
+    "load_model",
     "lsuv_init",
     "model_summary",
     "sched_cos",
@@ -118,5 +126,6 @@ __all__ = [
     "sched_lin",
     "sched_no",
     "sched_poly",
+    "save_model",
     "set_seed",
 ]

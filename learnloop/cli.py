@@ -14,7 +14,7 @@ from typing import Sequence
 
 import torch
 
-from . import __version__
+from .version import __version__
 from .data import DataLoaders
 from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders, normalize
 from .diagnostics import init_report, matmul_experiment, sqrt5_net

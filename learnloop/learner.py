@@ -3,6 +3,7 @@ checks at the door, evaluation and inference."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import torch
@@ -14,6 +15,7 @@ from .callbacks.device import DeviceCallback
 from .callbacks.guards import NonFiniteCheck
 from .callbacks.progress import ProgressBar
 from .callbacks.recorder import Recorder
+from .checkpoint import Resume, load_checkpoint, restore_state, save_checkpoint
 from .data import ArrayDataset, DataLoader, DataLoaders
 from .events import Callback
 from .loop import BaseLearner
@@ -82,15 +84,56 @@ class Learner(FitRecipes, BaseLearner):
             return cb.device
         return model_device(self.model) or torch.device("cpu")
 
-    def fit(self, n_epochs: int = 1, lr: float | None = None, cbs: Iterable[Callback] | None = None, reset_opt: bool = False) -> None:
+    def fit(
+        self,
+        n_epochs: int = 1,
+        lr: float | None = None,
+        cbs: Iterable[Callback] | None = None,
+        reset_opt: bool = False,
+        resume: str | Path | bool | None = None,
+    ) -> None:
         """Train for `n_epochs`, validating after each. `lr` overrides every param group's learning
-        rate; `cbs` are attached for this fit only; `reset_opt` makes a new optimizer."""
+        rate; `cbs` are attached for this fit only; `reset_opt` makes a new optimizer.
+
+        `resume` continues an interrupted run exactly where its checkpoint left it: a checkpoint
+        file, a folder written by `Checkpoint` (its latest checkpoint), or True for the attached
+        `Checkpoint`'s folder. Call it the way the run was started (same `n_epochs`, recipe and
+        callbacks); the finished run equals the uninterrupted one.
+        """
         checks.check_n_epochs(n_epochs)
         if lr is not None:
             checks.check_lr(lr)
         if len(self.dls.train) == 0:
             raise ValueError("The training DataLoader yields no batches (empty dataset, or drop_last with too few items).")
-        super().fit(n_epochs, lr, cbs, reset_opt)
+        extra = checks.as_list(cbs)
+        if resume is not None and resume is not False:
+            state, path = load_checkpoint(self._resume_path(resume))
+            extra.append(Resume(state, str(path)))
+        super().fit(n_epochs, lr, extra, reset_opt)
+
+    def _resume_path(self, resume: str | Path | bool) -> Path:
+        if resume is True:
+            ckpt = self.__dict__.get("checkpoint")
+            if ckpt is None or not hasattr(ckpt, "dir"):
+                raise ValueError("resume=True resumes from the attached Checkpoint callback's folder, but none is attached; pass the path instead.")
+            return Path(ckpt.dir)
+        return Path(resume)
+
+    # ---- saving and loading -----------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint of the whole run (weights, optimizer, callbacks, loader positions,
+        counters, RNGs) to `path`, a single safetensors file, atomically. See docs/checkpoints.md."""
+        return save_checkpoint(self, path)
+
+    def load(self, path: str | Path) -> "Learner":
+        """Restore a checkpoint written by `save` (or a `Checkpoint` folder's latest) into this
+        learner, built with the same model and callbacks. To continue the run, use `fit(resume=...)`."""
+        state, path = load_checkpoint(path)
+        if self.opt is None and state["opt"] is not None:
+            self.create_opt()
+        restore_state(self, state, str(path), strict_callbacks=False)
+        return self
 
     # ---- evaluation and inference -----------------------------------------------------------
 

@@ -56,7 +56,7 @@ class BaseLearner:
         self.metrics = list(metrics)
         self.opt: torch.optim.Optimizer | None = None
         self.callbacks = CallbackList(self)
-        self.training, self.epoch, self.n_epochs, self.iter = False, 0, 0, 0
+        self.training, self.epoch, self.start_epoch, self.epochs_done, self.n_epochs, self.iter = False, 0, 0, 0, 0, 0
         self.train_batches_done, self.total_train_batches, self.pct_train = 0, 1, 0.0
         self.dl: Any = None
         self.xb: Any = None
@@ -147,7 +147,7 @@ class BaseLearner:
 
     # ---- the loop ---------------------------------------------------------------------------
 
-    def _run_phase(self, body: Callable[[], None], phase: str, cleanup: bool = False) -> None:
+    def _run_phase(self, body: Callable[[], None], phase: str, cleanup: bool = False, done: Callable[[], None] | None = None) -> None:
         before, cancelled, after, cancel = _PHASES[phase]
         try:
             self.callbacks(before)
@@ -158,6 +158,8 @@ class BaseLearner:
             if cleanup:  # the fit's after_fit runs even on errors, so callbacks can clean up
                 self.callbacks(after)
             raise
+        if done is not None:  # bookkeeping that after_X should already see
+            done()
         self.callbacks(after)
 
     def _do_batch(self) -> None:
@@ -180,13 +182,16 @@ class BaseLearner:
         self.step()
         self.zero_grad()
 
+    def _count_train_batch(self) -> None:
+        self.train_batches_done += 1
+        self.pct_train = self.train_batches_done / self.total_train_batches
+
     def _run_batches(self) -> None:
-        for self.iter, batch in enumerate(self.dl):
+        done = self._count_train_batch if self.training else None
+        # A loader resumed mid-epoch (see DataLoader.load_state_dict) starts at its position.
+        for self.iter, batch in enumerate(self.dl, getattr(self.dl, "position", 0)):
             self.xb, self.yb = self.split_batch(batch)
-            self._run_phase(self._do_batch, "batch")
-            if self.training:
-                self.train_batches_done += 1
-                self.pct_train = self.train_batches_done / self.total_train_batches
+            self._run_phase(self._do_batch, "batch", done=done)
 
     def _enter_phase(self, dl: Any, training: bool) -> None:
         self.dl, self.training = dl, training
@@ -207,9 +212,12 @@ class BaseLearner:
         if self.dls.valid is not None:
             self._valid_phase(self.dls.valid)
 
+    def _count_epoch(self) -> None:
+        self.epochs_done = self.epoch + 1
+
     def _do_fit(self) -> None:
-        for self.epoch in range(self.n_epochs):
-            self._run_phase(self._do_epoch, "epoch")
+        for self.epoch in range(self.start_epoch, self.n_epochs):
+            self._run_phase(self._do_epoch, "epoch", done=self._count_epoch)
 
     def fit(self, n_epochs: int = 1, lr: float | None = None, cbs: Iterable[Callback] | None = None, reset_opt: bool = False) -> None:
         """Train for `n_epochs`, validating after each. `lr` overrides every param group's learning
@@ -220,7 +228,8 @@ class BaseLearner:
             if lr is not None:
                 for group in self.opt.param_groups:
                     group["lr"] = lr
-            self.n_epochs, self.epoch, self.train_batches_done, self.pct_train = n_epochs, 0, 0, 0.0
+            self.n_epochs, self.epoch, self.start_epoch, self.epochs_done = n_epochs, 0, 0, 0
+            self.train_batches_done, self.pct_train = 0, 0.0
             self.total_train_batches = max(1, n_epochs * len(self.dls.train))
             self._loss_checked = False
             self._run_phase(self._do_fit, "fit", cleanup=True)

@@ -53,6 +53,12 @@ class AvgMetric:
     def compute(self) -> torch.Tensor | float:
         return self.total / self.count if self.count else float("nan")
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"total": self.total, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.total, self.count = state["total"], state["count"]
+
     def __repr__(self) -> str:
         return f"AvgMetric({self.name})"
 
@@ -114,6 +120,21 @@ class Accumulator:
         self.sizes.append(target.shape[0] if isinstance(target, torch.Tensor) and target.ndim else batch_size(target))
         for m in self.metrics:
             m.update(pred, target)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pending losses and sizes (and `AvgMetric` sums): what a checkpoint taken mid-phase needs."""
+        return {
+            "losses": torch.stack(self.losses) if self.losses else None,
+            "sizes": list(self.sizes),
+            "metrics": [m.state_dict() if hasattr(m, "state_dict") else None for m in self.metrics],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.losses = list(state["losses"].unbind()) if state["losses"] is not None else []
+        self.sizes = list(state["sizes"])
+        for m, s in zip(self.metrics, state["metrics"]):
+            if s is not None:
+                m.load_state_dict(s)
 
     def read(self) -> tuple[list[float], dict[str, float]]:
         """(each batch's loss, {'loss': size-weighted mean, <metric name>: value, ...}); then empty."""

@@ -17,6 +17,7 @@ from ..events import (
     CancelValidException,
 )
 from ..schedule import LRFinder, ParamScheduler, TorchScheduler
+from .checkpoint import Checkpoint, EarlyStopping, SaveBest
 from .device import DeviceCallback
 from .guards import NonFiniteCheck, NonFiniteLossError
 from .progress import ProgressBar
@@ -30,6 +31,7 @@ __all__ = [
     "ActivationStats",
     "EVENTS",
     "BatchTransform",
+    "Checkpoint",
     "Callback",
     "CancelBackwardException",
     "CancelBatchException",
@@ -39,6 +41,7 @@ __all__ = [
     "CancelTrainException",
     "CancelValidException",
     "DeviceCallback",
+    "EarlyStopping",
     "GradientAccumulation",
     "LRFinder",
     "NonFiniteCheck",
@@ -46,5 +49,6 @@ __all__ = [
     "ParamScheduler",
     "ProgressBar",
     "Recorder",
+    "SaveBest",
     "TorchScheduler",
 ]

@@ -60,6 +60,13 @@ class NonFiniteCheck(Callback):
         if self._window:
             self._check()
 
+    def state_dict(self) -> dict:
+        # Losses not yet checked (on an accelerator, up to `every - 1` of them).
+        return {"window": list(getattr(self, "_window", [])), "iters": list(getattr(self, "_iters", []))}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._window, self._iters = list(state["window"]), list(state["iters"])
+
     def _check(self) -> None:
         losses, iters = torch.stack(self._window).float(), self._iters
         self._window, self._iters = [], []

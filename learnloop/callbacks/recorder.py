@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Callback
 from ..loop import BaseLearner
-from ..metrics import Accumulator, batch_size
+from ..metrics import Accumulator, batch_size, metric_name
 from ..plots import new_figure, save_figure
 from ..schedule.hypers import locations
 from ..utils import model_device
@@ -89,6 +89,14 @@ class Recorder(Callback):
             self.losses.extend(self._acc.read()[0])
         self.__dict__.pop("_row", None)
 
+    def columns(self, learn: BaseLearner) -> list[str]:
+        """The names each epoch's history row will have (besides `epoch` and `time`)."""
+        names = [metric_name(m) for m in learn.metrics]
+        cols = ["train_loss", *(f"train_{n}" for n in names if self.train_metrics)]
+        if learn.dls.valid is not None:
+            cols += ["valid_loss", *names]
+        return cols
+
     @property
     def hps(self) -> dict[str, list[list[float]]]:
         """Hyper-parameters per training batch and param group: `hps['lr'][batch][group]`."""
@@ -138,12 +146,24 @@ class Recorder(Callback):
         return {
             "losses": list(self.losses),
             "history": [dict(h) for h in self.history],
+            "last_valid": dict(self.last_valid),
             "hp_keys": list(self._hp_keys),
             "hp_locs": dict(self._hp_locs),
             "hp_rows": [list(r) for r in self._hp_rows],
+            # mid-epoch: the epoch's row so far and the phase's pending losses
+            "row": dict(self._row) if hasattr(self, "_row") else None,
+            "pending": self._acc.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [k for k in ("losses", "history", "hp_keys", "hp_locs", "hp_rows") if k not in state]
+        if missing:
+            raise KeyError(f"Recorder.load_state_dict: the state lacks {missing}; it was not made by Recorder.state_dict().")
         self.losses, self.history = list(state["losses"]), [dict(h) for h in state["history"]]
+        self.last_valid = dict(state.get("last_valid", {}))
         self._hp_keys, self._hp_rows = list(state["hp_keys"]), [list(r) for r in state["hp_rows"]]
         self._hp_locs = dict(state["hp_locs"])
+        if state.get("row") is not None:
+            self._row = dict(state["row"])
+        if state.get("pending") is not None:
+            self._acc.load_state_dict(state["pending"])

@@ -116,6 +116,13 @@ class ActivationStats(Callback):
     def after_fit(self, learn: BaseLearner) -> None:
         self._unhook()
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"records": torch.stack(self.records) if self.records else None, "steps": list(self.steps)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.records = list(state["records"].unbind()) if state["records"] is not None else []
+        self.steps = list(state["steps"])
+
     # ---- reading the records ------------------------------------------------------------------
 
     def stats(self) -> dict[str, torch.Tensor]:

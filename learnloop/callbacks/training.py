@@ -35,3 +35,10 @@ class GradientAccumulation(Callback):
         self.count += 1
         if self.count % self.n:
             raise CancelStepException
+
+    def state_dict(self) -> dict[str, int]:
+        # Where the accumulation window stands (the gradients so far are in the checkpoint too).
+        return {"count": self.count}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.count = int(state["count"])

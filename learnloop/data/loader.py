@@ -117,6 +117,11 @@ class DataLoader:
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
+    @property
+    def mid_pass(self) -> bool:
+        """Whether a pass over the data is in progress (a state_dict taken now resumes inside it)."""
+        return self._open is not None
+
     def _batches(self, start: int) -> Iterator[Any]:
         if isinstance(self.batch_sampler, BatchSampler):
             return self.batch_sampler.batches(start)
@@ -158,6 +163,10 @@ class DataLoader:
             else:
                 batches = (fetch(self.dataset, idx, self.collate_fn) for idx in self._batches(start))
             return (apply_to_tensors(_pin, b) for b in batches) if pin else batches
+        # Worker seeds come from (sampler seed, epoch, start), not from torch's global RNG, so
+        # starting a pass leaves the main process's random stream alone (a resumed run stays exact).
+        base = getattr(self.sampler, "seed", None) or 0
+        seeds = torch.Generator().manual_seed((base * 1_000_003 + self.epoch * 10_007 + start) % 2**63)
         return iter(
             torch.utils.data.DataLoader(
                 _BatchFetcher(self.dataset, self.collate_fn),
@@ -166,6 +175,7 @@ class DataLoader:
                 collate_fn=_identity,
                 num_workers=self.num_workers,
                 pin_memory=pin,
+                generator=seeds,
             )
         )
 

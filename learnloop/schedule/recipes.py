@@ -36,7 +36,10 @@ def _per_group(value: float | Sequence[float], n_groups: int, what: str) -> list
 
 
 class FitRecipes:
-    """`fit_one_cycle`, `fit_flat_cos`, `fit_sgdr`, `lr_find` and `plot_lr_find`, mixed into `Learner`."""
+    """`fit_one_cycle`, `fit_flat_cos`, `fit_sgdr`, `lr_find` and `plot_lr_find`, mixed into `Learner`.
+
+    The `fit_*` recipes take `resume=` as `Learner.fit` does: call the recipe the way the run
+    was started and it continues from the checkpoint."""
 
     def _peak_lrs(self: BaseLearner, lr: float | Sequence[float] | None, reset_opt: bool, what: str) -> list[float]:
         # Schedules are built per param group, so the optimizer must exist first.
@@ -44,11 +47,11 @@ class FitRecipes:
             self.create_opt()
         return _per_group(self.lr if lr is None else lr, len(self.opt.param_groups), what)
 
-    def _schedule_fit(self: BaseLearner, n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None) -> None:
+    def _schedule_fit(self: BaseLearner, n_epochs: int, scheds: dict[str, Any], wd: float | None, cbs: Iterable[Callback] | None, resume: Any) -> None:
         if wd is not None:
             for group in self.opt.param_groups:
                 set_hyper(group, "wd", wd)
-        self.fit(n_epochs, cbs=[ParamScheduler(scheds), *(cbs or [])])
+        self.fit(n_epochs, cbs=[ParamScheduler(scheds), *(cbs or [])], resume=resume)
 
     def fit_one_cycle(
         self: BaseLearner,
@@ -61,6 +64,7 @@ class FitRecipes:
         wd: float | None = None,
         cbs: Iterable[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | bool | None = None,
     ) -> None:
         """One-cycle training: lr warms up from lr_max/div to lr_max over `pct_start` of the fit
         (cosine), then anneals to lr_max/div_final; momentum moves the opposite way through `moms`.
@@ -77,7 +81,7 @@ class FitRecipes:
         }
         if moms is not None and "mom" in hyper_names(groups[0]) and get_hyper(groups[0], "mom") > 0:
             scheds["mom"] = combine_scheds(phases, [sched_cos(moms[0], moms[1]), sched_cos(moms[1], moms[2])])
-        self._schedule_fit(n_epochs, scheds, wd, cbs)
+        self._schedule_fit(n_epochs, scheds, wd, cbs, resume)
 
     def fit_flat_cos(
         self: BaseLearner,
@@ -87,12 +91,13 @@ class FitRecipes:
         wd: float | None = None,
         cbs: Iterable[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | bool | None = None,
     ) -> None:
         """Constant lr for `pct_start` of the fit, then a cosine anneal to zero."""
         check_pct(pct_start)
         tops = self._peak_lrs(lr, reset_opt, "lr")
         lr_scheds: list[Schedule] = [combine_scheds([pct_start, 1 - pct_start], [sched_no(t, t), sched_cos(t, 0.0)]) for t in tops]
-        self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs)
+        self._schedule_fit(n_epochs, {"lr": lr_scheds}, wd, cbs, resume)
 
     def fit_sgdr(
         self: BaseLearner,
@@ -103,6 +108,7 @@ class FitRecipes:
         wd: float | None = None,
         cbs: Iterable[Callback] | None = None,
         reset_opt: bool = False,
+        resume: str | Path | bool | None = None,
     ) -> None:
         """SGD with warm restarts (Loshchilov & Hutter): `n_cycles` cosine anneals from lr_max to 0,
         the first `cycle_len` epochs long and each next one `cycle_mult` times longer."""
@@ -112,7 +118,7 @@ class FitRecipes:
         lengths = [cycle_len * cycle_mult**i for i in range(n_cycles)]
         total = sum(lengths)
         scheds = [combine_scheds([n / total for n in lengths], [sched_cos(t, 0.0)] * n_cycles) for t in tops]
-        self._schedule_fit(total, {"lr": scheds}, wd, cbs)
+        self._schedule_fit(total, {"lr": scheds}, wd, cbs, resume)
 
     def lr_find(
         self: BaseLearner,
