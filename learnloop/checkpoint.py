@@ -203,6 +203,8 @@ def latest_checkpoint(folder: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
     """Read a checkpoint file, or a checkpoint folder's latest one: (state, the file's path)."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No checkpoint at {path}: no such file or folder.")
     if path.is_dir():
         path = latest_checkpoint(path)
     return read_state(path, "checkpoint"), path

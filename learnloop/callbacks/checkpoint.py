@@ -86,6 +86,8 @@ class Checkpoint(Callback):
         if self.monitor is not None:
             self.monitor.check(learn, "Checkpoint")
         self.dir.mkdir(parents=True, exist_ok=True)  # fails now, not after an epoch, if it cannot be made
+        for stale in self.dir.glob(".*.tmp-*"):  # half-written files of a run killed mid-save
+            stale.unlink(missing_ok=True)
 
     def after_batch(self, learn: BaseLearner) -> None:
         if self.every_n_steps and learn.train_batches_done % self.every_n_steps == 0:

@@ -1,0 +1,292 @@
+"""Checkpoints: exact resume in a fresh process (also after kill -9), atomic saves, the monitor
+callbacks, and every kind of bad file refused by name."""
+
+from __future__ import annotations
+
+import errno
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import learnloop as ll
+from learnloop import serialize
+from learnloop.serialize import CheckpointError, read_state
+
+from . import resume_worker
+from .conftest import tiny_dls
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker(*args: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "tests.resume_worker", *args], cwd=ROOT, env=env, text=True, **kw)
+
+
+def run_worker(*args: str) -> None:
+    p = worker(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=240)
+    assert p.returncode == 0, err[-3000:]
+
+
+def strip_time(history):
+    return [{k: v for k, v in row.items() if k != "time"} for row in history]
+
+
+def assert_same_run(reference: ll.Learner, state_path: Path) -> None:
+    """The resumed run's end state (saved by the worker) equals the uninterrupted run, bitwise."""
+    state = read_state(state_path, "checkpoint")
+    ref_model = reference.model.state_dict()
+    assert state["model"].keys() == ref_model.keys()
+    for k, v in ref_model.items():
+        assert torch.equal(state["model"][k], v), k
+    ref_opt, opt = reference.opt.state_dict(), state["opt"]["state"]
+    assert opt["param_groups"] == ref_opt["param_groups"]
+    for i, s in ref_opt["state"].items():
+        for k, v in s.items():
+            got = opt["state"][i][k]
+            assert torch.equal(got, v) if torch.is_tensor(v) else got == v, (i, k)
+    rec = state["callbacks"]["recorder"]["state"]
+    assert strip_time(rec["history"]) == strip_time(reference.recorder.history)
+    assert rec["losses"] == reference.recorder.losses
+
+
+@pytest.mark.parametrize("config, crash_at", [("mlp", 15), ("cnn", 14), ("accum", 6), ("workers", 13)])
+def test_resume_in_a_fresh_process_is_bitwise_the_uninterrupted_run(tmp_path, config, crash_at):
+    # 150 samples in batches of 16: 10 steps an epoch, so every crash point is mid-epoch, and the
+    # accumulation run's last checkpoint (step 4) falls inside a window of 3.
+    folder = tmp_path / "ck"
+    p = worker(config, "crash", str(folder), str(crash_at), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = p.communicate(timeout=240)
+    assert p.returncode == 3, err[-3000:]
+    last = crash_at // resume_worker.EVERY * resume_worker.EVERY
+    assert (folder / "latest").read_text() == f"ckpt-e{last // 10:04d}-s{last:08d}.safetensors"
+    run_worker(config, "resume", str(folder), str(tmp_path / "end.safetensors"))
+    assert_same_run(resume_worker.run_full(config), tmp_path / "end.safetensors")
+
+
+def _kill_at(p: subprocess.Popen, line: str) -> None:
+    for got in p.stdout:
+        if got.strip() == line:
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+            return
+    raise AssertionError(f"the worker ended before printing {line!r}")
+
+
+def test_kill_9_at_a_random_step_then_resume_is_exact(tmp_path):
+    folder = tmp_path / "ck"
+    step = random.Random(12).randint(resume_worker.EVERY + 1, 27)  # after the first checkpoint
+    p = worker("mlp", "run", str(folder), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    _kill_at(p, f"step {step}")
+    assert p.returncode == -signal.SIGKILL
+    run_worker("mlp", "resume", str(folder), str(tmp_path / "end.safetensors"))
+    assert_same_run(resume_worker.run_full("mlp"), tmp_path / "end.safetensors")
+
+
+def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
+    folder = tmp_path / "ck"
+    p = worker("mlp", "slow", str(folder), "8", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    _kill_at(p, "writing")  # killed while writing the step-8 checkpoint
+    assert (folder / "latest").read_text() == "ckpt-e0000-s00000004.safetensors"
+    assert any(f.name.startswith(".ckpt-e0000-s00000008") for f in folder.iterdir())  # the half-written temporary
+    assert not (folder / "ckpt-e0000-s00000008.safetensors").exists()
+    learn = resume_worker.make("mlp", [ll.Checkpoint(dir=tmp_path / "other")])
+    learn.load(folder)
+    assert learn.train_batches_done == 4
+    run_worker("mlp", "resume", str(folder), str(tmp_path / "end.safetensors"))
+    assert_same_run(resume_worker.run_full("mlp"), tmp_path / "end.safetensors")
+    assert not any(f.name.startswith(".") for f in folder.iterdir())  # the next run cleared the leftover
+
+
+def test_save_and_load_round_trip_in_process(tmp_path):
+    a = resume_worker.make("mlp")
+    a.fit(1)
+    a.save(tmp_path / "a.safetensors")
+    b = resume_worker.make("mlp")
+    b.load(tmp_path / "a.safetensors")
+    for p, q in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(p, q)
+    assert b.recorder.history == a.recorder.history and b.epochs_done == 1
+    assert torch.equal(torch.get_rng_state(), read_state(tmp_path / "a.safetensors", "checkpoint")["rng"]["torch"])
+
+
+def test_checkpoint_keeps_the_last_n_and_points_at_the_newest(tmp_path):
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=8, bs=2), progress=False, cbs=[ll.Checkpoint(every_n_steps=3, dir=tmp_path, keep_last=2)])
+    learn.fit(2)  # steps 3 and 6 and the epoch ends (4, 8): files at steps 3, 4, 6, 8
+    names = sorted(f.name for f in tmp_path.glob("ckpt-*"))
+    assert names == ["ckpt-e0001-s00000006.safetensors", "ckpt-e0002-s00000008.safetensors"]
+    assert (tmp_path / "latest").read_text() == names[-1]
+
+
+class _Score:
+    """A metric whose value per epoch is scripted (one validation batch per epoch)."""
+
+    def __init__(self, values):
+        self.values, self.name = list(values), "score"
+
+    def reset(self):
+        pass
+
+    def update(self, pred, target):
+        pass
+
+    def compute(self):
+        return torch.tensor(self.values.pop(0))
+
+
+class _WeightsPerEpoch(ll.Callback):
+    order = 99  # after SaveBest (95)
+
+    def before_fit(self, learn):
+        self.weights = []
+
+    def after_epoch(self, learn):
+        self.weights.append(learn.model.weight.detach().clone())
+
+
+def test_early_stopping_and_save_best(tmp_path):
+    spy = _WeightsPerEpoch()
+    stop, best = ll.EarlyStopping(monitor="score", patience=2, mode="max"), ll.SaveBest(monitor="score", mode="max", path=tmp_path / "best.safetensors")
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=8, n_valid=4, bs=2), metrics=[_Score([0.5, 0.7, 0.6, 0.69, 0.9, 1.0])],
+                       progress=False, cbs=[stop, best, spy])  # fmt: skip
+    learn.fit(6)
+    assert [row["score"] for row in learn.recorder.history] == pytest.approx([0.5, 0.7, 0.6, 0.69])  # two epochs without a gain
+    assert stop.stopped_epoch == 3 and best.best_epoch == 1
+    assert torch.equal(learn.model.weight, spy.weights[1])  # restored at the end
+    restored = ll.load_model(nn.Linear(4, 3), tmp_path / "best.safetensors")
+    assert torch.equal(restored.weight, spy.weights[1])
+
+
+def test_unknown_monitor_is_an_error_before_training_naming_the_columns():
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(), metrics=[ll.accuracy], progress=False, cbs=[ll.EarlyStopping(monitor="val_loss")])
+    w0 = learn.model.weight.detach().clone()
+    with pytest.raises(ValueError, match=r"'val_loss' is not in the Recorder's history; available: \['train_loss', 'valid_loss', 'accuracy'\]"):
+        learn.fit(1)
+    assert torch.equal(learn.model.weight, w0)
+
+
+# ---- bad files and places -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path):
+    learn = resume_worker.make("mlp")
+    learn.fit(1)
+    return learn.save(tmp_path / "good.safetensors")
+
+
+def test_truncated_random_and_foreign_files_are_refused(tmp_path, saved):
+    data = saved.read_bytes()
+    (tmp_path / "trunc").write_bytes(data[: len(data) // 2])
+    (tmp_path / "random").write_bytes(random.Random(0).randbytes(4096))
+    torch.save({"w": torch.ones(2)}, tmp_path / "torch.pt")
+    for name, words in [("trunc", "truncated or corrupt"), ("random", "not a learnloop checkpoint"), ("torch.pt", "torch.save")]:
+        with pytest.raises(CheckpointError, match=words):
+            resume_worker.make("mlp").load(tmp_path / name)
+    ll.save_model(nn.Linear(2, 2), tmp_path / "weights.safetensors")
+    with pytest.raises(CheckpointError, match="is a learnloop 'model' file, not a checkpoint"):
+        resume_worker.make("mlp").load(tmp_path / "weights.safetensors")
+    with pytest.raises(FileNotFoundError, match="No checkpoint at .*missing"):
+        resume_worker.make("mlp").fit(3, resume=tmp_path / "missing")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_pickle_never_runs(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _Payload()
+    payload.marker = marker
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(payload))
+    with pytest.raises(CheckpointError, match="pickle"):
+        resume_worker.make("mlp").load(tmp_path / "evil.pkl")
+    with pytest.raises(CheckpointError):
+        ll.load_model(nn.Linear(2, 2), tmp_path / "evil.pkl")
+    assert not marker.exists()
+    pickle.loads((tmp_path / "evil.pkl").read_bytes())  # what unpickling would have done:
+    assert marker.exists()
+
+
+def test_newer_format_version_is_refused(tmp_path, monkeypatch, saved):
+    monkeypatch.setattr(serialize, "FORMAT_VERSION", 99)
+    resume_worker.make("mlp").save(tmp_path / "future.safetensors")
+    monkeypatch.setattr(serialize, "FORMAT_VERSION", 1)
+    with pytest.raises(CheckpointError, match="format version 99, newer than this learnloop understands"):
+        resume_worker.make("mlp").load(tmp_path / "future.safetensors")
+
+
+def test_another_architecture_names_missing_unexpected_and_misshapen_keys(saved):
+    other = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 3))
+    learn = ll.Learner(other, resume_worker._data("mlp"), progress=False, metrics=[ll.accuracy])
+    with pytest.raises(CheckpointError) as info:
+        learn.load(saved)
+    msg = str(info.value)
+    assert "missing: ['2.bias', '2.weight']" in msg and "unexpected: ['3.bias', '3.weight']" in msg
+    assert "0.weight (16, 8) (model has (32, 8))" in msg
+
+
+def test_another_optimizer_class_is_refused(saved):
+    learn = resume_worker.make("mlp")
+    learn.opt_func = torch.optim.AdamW
+    with pytest.raises(CheckpointError, match="state of a SGD optimizer, but this learner uses AdamW"):
+        learn.load(saved)
+
+
+def test_save_model_load_model_strict(tmp_path):
+    a = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    path = ll.save_model(a, tmp_path / "m.safetensors")
+    b = ll.load_model(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), path)
+    for (k, v), (k2, v2) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    with pytest.raises(CheckpointError, match=r"unexpected: \['1.bias', '1.num_batches_tracked', '1.running_mean'"):
+        ll.load_model(nn.Sequential(nn.Linear(3, 4)), path)
+    with pytest.raises(CheckpointError, match=r"wrong shape: \['0.bias \(4,\) \(model has \(5,\)\)'"):
+        ll.load_model(nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5)), path)
+
+
+def test_unwritable_places_fail_clearly_and_leave_nothing(tmp_path, monkeypatch):
+    learn = resume_worker.make("mlp")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        learn.save(tmp_path / "no" / "such" / "ckpt.safetensors")
+
+    def full_disk(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_open = open
+
+    def open_then_fill(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        if "w" in mode:
+            f.write = full_disk
+        return f
+
+    monkeypatch.setattr(serialize, "open", open_then_fill, raising=False)
+    with pytest.raises(OSError, match="The disk is full: could not write .*ckpt.safetensors"):
+        learn.save(tmp_path / "ckpt.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+    def read_only(path, mode="r", *a, **k):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(serialize, "open", read_only, raising=False)
+    with pytest.raises(PermissionError, match="is not writable"):
+        learn.save(tmp_path / "ckpt.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_with_another_number_of_epochs_is_refused(tmp_path):
+    learn = resume_worker.make("mlp", [ll.Checkpoint(dir=tmp_path)])
+    learn.fit(1)
+    with pytest.raises(CheckpointError, match="fit of 1 epochs; resume with the same number"):
+        resume_worker.make("mlp", [ll.Checkpoint(dir=tmp_path)]).fit(2, resume=True)
