@@ -17,7 +17,7 @@ import torch
 from .callbacks.checkpoint import Checkpoint
 from .checkpoint import load_checkpoint, save_model
 from .data import DataLoaders
-from .datasets import DataNotFoundError, ImageData, mnist, mnist_dataloaders, normalize
+from .datasets import PRETTY, DataNotFoundError, ImageData, fashion_mnist, mnist, mnist_dataloaders, normalize
 from .diagnostics import init_report, matmul_experiment, sqrt5_net
 from .events import Callback
 from .init import init_model, kaiming_uniform_
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not)")
+    train.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="which dataset (checked against the files' checksums)")
     train.add_argument("--epochs", type=_positive_int, default=3, help="number of epochs")
     train.add_argument("--bs", "--batch-size", dest="bs", type=_positive_int, default=64, help="batch size")
     train.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate (the peak, with one-cycle)")
@@ -111,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for action in train._actions:
-        if action.dest in ("data", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
+        if action.dest in ("data", "dataset", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
             find._add_action(action)
     find.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate of the sweep")
     find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
@@ -175,7 +176,7 @@ class _RunFolder(Callback):
 
 
 # What --resume takes back from a run's config.json.
-_RUN_SETTINGS = ("data", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every")
+_RUN_SETTINGS = ("data", "dataset", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every")
 
 
 def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
@@ -196,7 +197,7 @@ def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
 def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageData]:
     device = _device(args.device)
     set_seed(args.seed)
-    data = mnist(args.data, verbose=True)
+    data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=True)
     dls: DataLoaders = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
     model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
     lr = getattr(args, "lr", 1e-3)
@@ -229,7 +230,7 @@ def train(args: argparse.Namespace) -> int:
         print(f"learnloop: resuming {out} at epoch {at['epochs_done'] if not at['mid_epoch'] else at['epoch']}, step {at['train_batches_done']}", file=sys.stderr)
     else:
         out.mkdir(parents=True, exist_ok=True)
-        config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out)}
+        config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out), "data_meta": learn.dls.meta}
         config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in learn.model.parameters()))
         config.pop("command", None)
         atomic_write(out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
@@ -248,7 +249,7 @@ def train(args: argparse.Namespace) -> int:
     learn.recorder.plot_loss(path=out / "loss.png")
     learn.recorder.plot_sched(path=out / "sched.png")
     acc = history[-1]["accuracy"]
-    print(f"final validation accuracy: {acc:.4f}  ({len(data.x_test):,} images; run folder: {out})")
+    print(f"final validation accuracy: {acc:.4f}  ({len(data.x_test):,} {PRETTY[data.name]} test images; run folder: {out})")
     return 0
 
 

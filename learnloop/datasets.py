@@ -15,6 +15,7 @@ import struct
 import sys
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -31,6 +32,8 @@ __all__ = [
     "fashion_mnist",
     "normalize",
     "mnist_dataloaders",
+    "identify",
+    "CLASSES",
     "MNIST_MEAN",
     "MNIST_STD",
 ]
@@ -58,6 +61,11 @@ MIRRORS = {
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
 }
 SYSTEM_DIRS = {"fashion-mnist": ("/usr/share/datasets/fashion-mnist",)}
+CLASSES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+PRETTY = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 
 
 class ImageData(NamedTuple):
@@ -68,6 +76,12 @@ class ImageData(NamedTuple):
     x_test: torch.Tensor
     y_test: torch.Tensor
     source: str
+    name: str = "mnist"  # which dataset: 'mnist' or 'fashion-mnist' (checked by checksum where possible)
+
+    @property
+    def classes(self) -> list[str]:
+        """The class names, index by label."""
+        return CLASSES[self.name]
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -141,15 +155,44 @@ def _candidates(folder: Path, name: str) -> list[Path]:
     return [folder / name, folder] if folder.name != name else [folder]
 
 
+class WrongDatasetError(DataNotFoundError):
+    """The folder holds the other dataset's files (MNIST and Fashion-MNIST share file names)."""
+
+
+def identify(raws: dict[str, bytes]) -> str | None:
+    """Which official dataset these decompressed IDX files are ('mnist', 'fashion-mnist'), by
+    their MD5s; None when they match neither (a subset, a conversion, another dataset)."""
+    digests = {stem: hashlib.md5(raw).hexdigest() for stem, raw in raws.items()}
+    for name, md5s in MD5.items():
+        if all(md5s[stem] == digest for stem, digest in digests.items()):
+            return name
+    return None
+
+
 def _load_folder(folder: Path, name: str) -> ImageData | None:
     paths = [_find(folder, stem) for stem in FILES]
     if any(p is None for p in paths):
         return None
-    xs = [read_idx(p) for p in paths]  # type: ignore[arg-type]
+    raws = {stem: _read_bytes(p) for stem, p in zip(FILES, paths)}  # type: ignore[arg-type]
+    found = identify(raws)
+    if found is not None and found != name:
+        raise WrongDatasetError(
+            f"{folder} holds {PRETTY[found]}, not {PRETTY[name]} (the two use the same file names; the checksums tell them "
+            f"apart). Load it with {found.replace('-', '_')}() (CLI: --dataset {found}), or point the path at the {PRETTY[name]} files."
+        )
+    if found is None:
+        warnings.warn(
+            f"{folder}: these IDX files are not the official {PRETTY[name]} release (their checksums match neither MNIST "
+            f"nor Fashion-MNIST); using them as {PRETTY[name]}.",
+            stacklevel=4,
+        )
+    xs = [_parse_idx(raws[stem], str(p)) for stem, p in zip(FILES, paths)]
     for x, y, split in ((xs[0], xs[1], "train"), (xs[2], xs[3], "test")):
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise ValueError(f"{folder}: {split} images {tuple(x.shape)} and labels {tuple(y.shape)} do not match.")
-    return ImageData(xs[0], xs[1].long(), xs[2], xs[3].long(), source=str(folder))
+        if len(y) and int(y.max()) >= len(CLASSES[name]):
+            raise ValueError(f"{folder}: {split} labels go up to {int(y.max())}, but {PRETTY[name]} has {len(CLASSES[name])} classes (0-9).")
+    return ImageData(xs[0], xs[1].long(), xs[2], xs[3].long(), source=str(folder), name=name)
 
 
 def download(
@@ -241,7 +284,13 @@ def _load(
     for root in roots:
         for folder in _candidates(root, name):
             tried.append(str(folder))
-            found = _load_folder(folder, name)
+            try:
+                found = _load_folder(folder, name)
+            except WrongDatasetError as e:
+                if path is not None:  # the user pointed here: say so rather than look elsewhere
+                    raise
+                tried[-1] += f" ({str(e).split(' (')[0]})"
+                continue
             if found is not None:
                 return _announce(found, verbose)
     if path is not None:
@@ -264,7 +313,7 @@ def _load(
 
 def _announce(data: ImageData, verbose: bool) -> ImageData:
     if verbose:
-        print(f"learnloop: using {len(data.x_train):,} + {len(data.x_test):,} images from {data.source}", file=sys.stderr)
+        print(f"learnloop: using {len(data.x_train):,} + {len(data.x_test):,} {PRETTY[data.name]} images from {data.source}", file=sys.stderr)
     return data
 
 
@@ -311,7 +360,9 @@ def mnist_dataloaders(
 
     `data` defaults to `mnist(path)`; pass `data=fashion_mnist()` for Fashion-MNIST. `mean` and
     `std` default to the training split's own (0.1307 and 0.3081 for MNIST). Normalisation and
-    reshaping happen once, in memory, so each batch costs one gather.
+    reshaping happen once, in memory, so each batch costs one gather. The loaders' `meta` says
+    what was done (dataset, mean, std, input shape, class names), so `learn.export` can redo it
+    on new images.
     """
     data = data if data is not None else mnist(path, verbose=True)
     if mean is None or std is None:
@@ -320,4 +371,7 @@ def mnist_dataloaders(
         std = pixels.std().item() if std is None else std
     shape = (-1, 784) if flatten else (-1, 1, 28, 28)
     xt, xv = normalize(data.x_train, mean, std).view(shape), normalize(data.x_test, mean, std).view(shape)
-    return DataLoaders.from_tensors(xt, data.y_train, xv, data.y_test, batch_size=batch_size, seed=seed, **kwargs)
+    dls = DataLoaders.from_tensors(xt, data.y_train, xv, data.y_test, batch_size=batch_size, seed=seed, **kwargs)
+    dls.meta = {"dataset": data.name, "source": data.source, "pixel_scale": 255.0, "mean": float(mean), "std": float(std),
+                "input_shape": list(shape[1:]), "classes": list(data.classes)}  # fmt: skip
+    return dls

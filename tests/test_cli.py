@@ -137,3 +137,15 @@ def test_reusing_a_run_folder_is_refused(mnist_dir, tmp_path, capsys):
     assert "holds another run" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "no run there" in capsys.readouterr().err
+
+
+def test_cli_refuses_the_wrong_dataset_and_names_the_one_it_trains_on(mnist_dir, fashion_dir, tmp_path, capsys):
+    assert main(["train", "--data", str(fashion_dir), "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert "holds Fashion-MNIST, not MNIST" in err and "--dataset fashion-mnist" in err and len(err.strip().splitlines()) == 1
+    args = ["train", "--data", str(fashion_dir), "--dataset", "fashion-mnist", "--model", "mlp", "--epochs", "1", "--bs", "512", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    captured = capsys.readouterr()
+    assert "Fashion-MNIST images from" in captured.err and "Fashion-MNIST test images" in captured.out
+    config = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert config["dataset"] == "fashion-mnist" and config["data_meta"]["classes"][-1] == "Ankle boot"

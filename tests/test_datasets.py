@@ -198,3 +198,46 @@ def test_fashion_dataloaders_use_their_own_statistics(fashion_dir):
     x = dls.train.dataset.tensors[0]
     assert x.shape == (60000, 784)
     assert x.mean().item() == pytest.approx(0.0, abs=1e-3) and x.std().item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_mnist_and_fashion_are_told_apart_by_checksum(mnist_dir, fashion_dir, monkeypatch):
+    # The two datasets share file names: pointing one loader at the other's folder is refused.
+    with pytest.raises(datasets.WrongDatasetError, match=r"holds MNIST, not Fashion-MNIST.*mnist\(\) \(CLI: --dataset mnist\)"):
+        fashion_mnist(mnist_dir)
+    with pytest.raises(datasets.WrongDatasetError, match="holds Fashion-MNIST, not MNIST"):
+        mnist(fashion_dir)
+    # Found by searching ($LEARNLOOP_DATA at the wrong folder): skipped and reported, never used.
+    monkeypatch.setenv("LEARNLOOP_DATA", str(mnist_dir))
+    with pytest.raises(DataNotFoundError, match="holds MNIST, not Fashion-MNIST"):
+        fashion_mnist(download=False)
+    assert mnist(download=False).name == "mnist" and fashion_mnist(fashion_dir).name == "fashion-mnist"
+    assert fashion_mnist(fashion_dir).classes[9] == "Ankle boot"
+
+
+def _write_idx(folder: Path, images: torch.Tensor, labels: torch.Tensor) -> None:
+    import struct
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for prefix, x, y in (("train", images, labels), ("t10k", images, labels)):
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03" + struct.pack(">3I", *x.shape) + x.numpy().tobytes())
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01" + struct.pack(">I", len(y)) + y.numpy().tobytes())
+
+
+def test_unknown_idx_files_warn_and_bad_labels_fail(tmp_path):
+    images = torch.randint(0, 256, (20, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    _write_idx(tmp_path / "ok", images, torch.arange(20, dtype=torch.uint8) % 10)
+    with pytest.warns(UserWarning, match="not the official MNIST release"):
+        d = mnist(tmp_path / "ok")
+    assert len(d.x_train) == 20
+    _write_idx(tmp_path / "bad", images, torch.arange(20, dtype=torch.uint8))  # labels 0..19
+    with pytest.raises(ValueError, match="labels go up to 19, but MNIST has 10 classes"), pytest.warns(UserWarning):
+        mnist(tmp_path / "bad")
+
+
+def test_loaders_carry_what_was_done_to_the_data(fashion_dir):
+    dls = mnist_dataloaders(64, flatten=False, data=fashion_mnist(fashion_dir), seed=0)
+    meta = dls.meta
+    assert meta["dataset"] == "fashion-mnist" and meta["input_shape"] == [1, 28, 28] and meta["classes"][0] == "T-shirt/top"
+    x = dls.train.dataset.tensors[0]
+    raw = fashion_mnist(fashion_dir).x_train
+    assert torch.allclose(x[:5], ((raw[:5].float() / meta["pixel_scale"] - meta["mean"]) / meta["std"]).view(-1, 1, 28, 28))

@@ -210,8 +210,11 @@ class DataLoader:
 class DataLoaders:
     """A training and a validation `DataLoader` (the lesson's DataBunch)."""
 
-    def __init__(self, train: DataLoader, valid: DataLoader | None = None):
+    def __init__(self, train: DataLoader, valid: DataLoader | None = None, meta: dict | None = None):
         self.train, self.valid = train, valid
+        # What the data is and how it was prepared (dataset, normalisation, input shape, class
+        # names), as plain JSON-able values: run folders and `Learner.export` keep it.
+        self.meta: dict = dict(meta or {})
 
     def one_batch(self) -> Any:
         """The first training batch, for a look at shapes and values."""
