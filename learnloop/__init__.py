@@ -14,8 +14,8 @@ from .callbacks import (
     Recorder,
     SaveBest,
 )
-from .checkpoint import load_model, save_model
 from .callbacks.transforms import Normalize, Reshape
+from .checkpoint import load_model, save_model
 from .data import (
     ArrayDataset,
     BatchSampler,
@@ -37,6 +37,7 @@ from .events import (
     CancelTrainException,
     CancelValidException,
 )
+from .export import Predictor, load_learner
 from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
 from .layers import GeneralRelu
@@ -56,8 +57,7 @@ from .schedule import (
     sched_poly,
 )
 from .utils import default_device, set_seed
-from .version import __version__
-
+from .version import __version__ as __version__
 
 __all__ = [
     # submodules
@@ -101,6 +101,7 @@ __all__ = [
     "NonFiniteLossError",
     "Normalize",
     "ParamScheduler",
+    "Predictor",
     "ProgressBar",
     "RandomSampler",
     "Recorder",
@@ -118,6 +119,7 @@ __all__ = [
     "init_model",
     "init_report",
     "layer_stats",
+    "load_learner",
     "load_model",
     "lsuv_init",
     "model_summary",

@@ -10,7 +10,7 @@ from torch import nn
 
 from .norm import BatchNorm, GroupNorm, InstanceNorm, RunningBatchNorm
 
-__all__ = ["GeneralRelu", "Lambda", "Flatten", "conv_layer", "cnn", "mlp", "NORMS"]
+__all__ = ["GeneralRelu", "Lambda", "Flatten", "conv_layer", "cnn", "mlp", "build", "NORMS", "ACTIVATIONS"]
 
 
 class GeneralRelu(nn.Module):
@@ -112,7 +112,8 @@ def cnn(
         raise ValueError("cnn needs at least one conv layer in channels.")
     sizes = [in_channels, *channels]
     convs = [conv_layer(sizes[i], sizes[i + 1], 5 if i == 0 else 3, 2, norm, act, **act_kwargs) for i in range(len(channels))]
-    return nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(sizes[-1], n_out))
+    model = nn.Sequential(*convs, nn.AdaptiveAvgPool2d(1), Flatten(), nn.Linear(sizes[-1], n_out))
+    return _note_recipe(model, "cnn", channels=list(channels), n_out=n_out, in_channels=in_channels, norm=norm, act=act, **act_kwargs)
 
 
 def mlp(sizes: Sequence[int] = (784, 50, 10), act: Callable[[], nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -124,4 +125,38 @@ def mlp(sizes: Sequence[int] = (784, 50, 10), act: Callable[[], nn.Module] = nn.
         layers.append(nn.Linear(sizes[i], sizes[i + 1]))
         if i < len(sizes) - 2:
             layers.append(act())
-    return nn.Sequential(*layers)
+    return _note_recipe(nn.Sequential(*layers), "mlp", sizes=list(sizes), act=act)
+
+
+# Activations an exported model may name: its architecture is rebuilt from plain data, never code.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    c.__name__: c for c in (GeneralRelu, nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid)
+}
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {"cnn": cnn, "mlp": mlp}
+
+
+def _note_recipe(model: nn.Module, builder: str, **kwargs: Any) -> nn.Module:
+    """Record on `model` how it was built (`model.learnloop_arch`) when every argument is plain
+    data, so `Learner.export` can save the architecture and `load_learner` rebuild it."""
+    act = kwargs.get("act")
+    if act is not None:
+        if ACTIVATIONS.get(getattr(act, "__name__", "")) is not act:
+            return model  # an activation we could not name safely: the user passes model= on loading
+        kwargs["act"] = act.__name__
+    if callable(kwargs.get("norm")):
+        return model
+    model.learnloop_arch = {"builder": builder, "kwargs": kwargs}
+    return model
+
+
+def build(arch: dict[str, Any]) -> nn.Module:
+    """The model `arch` (a `learnloop_arch` record) describes, freshly initialised."""
+    builder = _BUILDERS.get(arch.get("builder"))
+    if builder is None:
+        raise ValueError(f"Unknown model builder {arch.get('builder')!r}; learnloop can rebuild {sorted(_BUILDERS)}.")
+    kwargs = dict(arch["kwargs"])
+    if kwargs.get("act") is not None:
+        if kwargs["act"] not in ACTIVATIONS:
+            raise ValueError(f"Unknown activation {kwargs['act']!r}; known: {sorted(ACTIVATIONS)}.")
+        kwargs["act"] = ACTIVATIONS[kwargs["act"]]
+    return builder(**kwargs)

@@ -18,6 +18,7 @@ from .callbacks.recorder import Recorder
 from .checkpoint import Resume, load_checkpoint, restore_state, save_checkpoint
 from .data import ArrayDataset, DataLoader, DataLoaders
 from .events import Callback
+from .export import export
 from .loop import BaseLearner
 from .metrics import Accumulator, resolve_metric
 from .schedule.recipes import FitRecipes
@@ -125,6 +126,11 @@ class Learner(FitRecipes, BaseLearner):
         """Write a checkpoint of the whole run (weights, optimizer, callbacks, loader positions,
         counters, RNGs) to `path`, a single safetensors file, atomically. See docs/checkpoints.md."""
         return save_checkpoint(self, path)
+
+    def export(self, path: str | Path) -> Path:
+        """Write what a fresh process needs to predict: weights, preprocessing (`dls.meta`) and,
+        for learnloop-built models, the architecture. Read it back with `load_learner(path)`."""
+        return export(self, path)
 
     def load(self, path: str | Path) -> "Learner":
         """Restore a checkpoint written by `save` (or a `Checkpoint` folder's latest) into this

@@ -290,3 +290,39 @@ def test_resume_with_another_number_of_epochs_is_refused(tmp_path):
     learn.fit(1)
     with pytest.raises(CheckpointError, match="fit of 1 epochs; resume with the same number"):
         resume_worker.make("mlp", [ll.Checkpoint(dir=tmp_path)]).fit(2, resume=True)
+
+
+# ---- inference export -----------------------------------------------------------------------------
+
+
+def test_export_rebuilds_a_learnloop_model_and_predicts_from_raw_pixels(fashion_dir, tmp_path):
+    from learnloop.datasets import fashion_mnist, mnist_dataloaders
+    from learnloop.layers import cnn
+
+    data = fashion_mnist(fashion_dir)
+    small = data._replace(x_train=data.x_train[:512], y_train=data.y_train[:512], x_test=data.x_test[:256], y_test=data.y_test[:256])
+    ll.set_seed(0)
+    dls = mnist_dataloaders(64, flatten=False, data=small, seed=0)
+    learn = ll.Learner(cnn((4, 8), norm="batch", leak=0.1, sub=0.4), dls, lr=0.1, progress=False)
+    learn.fit(1)
+    learn.export(tmp_path / "export.safetensors")
+    expected, _ = learn.get_preds()
+
+    predictor = ll.load_learner(tmp_path / "export.safetensors")  # no model given: rebuilt from the file
+    outs, targets = predictor.get_preds([(small.x_test[:100], small.y_test[:100]), (small.x_test[100:],)])
+    assert torch.allclose(outs, expected, atol=1e-5) and torch.equal(targets, small.y_test[:100])
+    labels, probs = predictor.predict(small.x_test[:3])
+    assert labels == [data.classes[i] for i in expected[:3].argmax(1).tolist()]
+    assert torch.allclose(probs, expected[:3].softmax(1), atol=1e-5)
+
+
+def test_export_of_a_users_own_model_needs_it_on_loading(tmp_path):
+    learn = ll.Learner(nn.Sequential(nn.Linear(4, 3)), tiny_dls(), progress=False)
+    learn.export(tmp_path / "e.safetensors")
+    with pytest.raises(ValueError, match="pass model=YourModel"):
+        ll.load_learner(tmp_path / "e.safetensors")
+    p = ll.load_learner(tmp_path / "e.safetensors", model=nn.Sequential(nn.Linear(4, 3)))
+    x = torch.randn(5, 4)
+    assert torch.equal(p.predict(x)[1], learn.model(x).softmax(1).detach())
+    with pytest.raises(CheckpointError, match="is a learnloop 'export' file, not a checkpoint"):
+        ll.Learner(nn.Sequential(nn.Linear(4, 3)), tiny_dls()).load(tmp_path / "e.safetensors")

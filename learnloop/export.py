@@ -1,0 +1,87 @@
+"""Inference export: what a fresh process needs to predict, in one pickle-free file.
+
+`Learner.export(path)` writes the weights, the data's preprocessing (`dls.meta`: pixel scale,
+mean, std, input shape, class names) and, for models from learnloop's builders (`cnn`, `mlp`),
+the architecture as plain data. `load_learner(path)` rebuilds the model (or takes yours as
+`model=`), loads the weights strictly and returns a `Predictor` that preprocesses raw inputs the
+way the training data was prepared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import _load_model_state
+from .layers import build
+from .loop import BaseLearner
+from .serialize import read_state, write_state
+from .version import __version__
+
+__all__ = ["export", "load_learner", "Predictor"]
+
+
+def export(learn: BaseLearner, path: str | Path) -> Path:
+    """Write `learn`'s model and preprocessing for inference to `path` (atomic)."""
+    return write_state(
+        path,
+        {
+            "model": learn.model.state_dict(),
+            "arch": getattr(learn.model, "learnloop_arch", None),
+            "preprocess": dict(getattr(learn.dls, "meta", {})),
+            "versions": {"learnloop": __version__, "torch": torch.__version__},
+        },
+        "export",
+    )
+
+
+class Predictor:
+    """A trained model with its preprocessing: `predict` on raw inputs, `get_preds` on a loader."""
+
+    def __init__(self, model: nn.Module, preprocess: dict[str, Any]):
+        self.model, self.preprocess = model.eval(), preprocess
+        self.classes: list[str] | None = preprocess.get("classes")
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Raw inputs (e.g. uint8 pixels, one image or a batch) -> what the model was trained on."""
+        p = self.preprocess
+        x = torch.as_tensor(x)
+        if "mean" in p:
+            x = (x.float() / p.get("pixel_scale", 1.0) - p["mean"]) / p["std"]
+        if "input_shape" in p:
+            x = x.reshape(-1, *p["input_shape"])
+        device = next(self.model.parameters(), torch.empty(0)).device
+        return x.to(device)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> tuple[list[Any], torch.Tensor]:
+        """(labels, probabilities) for raw inputs: class names when known, else class indices."""
+        probs = self.model(self.prepare(x)).softmax(-1).cpu()
+        idx = probs.argmax(-1).tolist()
+        return [self.classes[i] for i in idx] if self.classes else idx, probs
+
+    @torch.no_grad()
+    def get_preds(self, dl: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Model outputs (logits) and targets over a loader of raw `(x, y)` or `(x,)` batches."""
+        outs, targets = [], []
+        for batch in dl:
+            x, y = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (tuple, list)) else (batch, None)
+            outs.append(self.model(self.prepare(x)).cpu())
+            if y is not None:
+                targets.append(torch.as_tensor(y))
+        return torch.cat(outs), (torch.cat(targets) if targets else None)
+
+
+def load_learner(path: str | Path, model: nn.Module | None = None) -> Predictor:
+    """Load a file written by `Learner.export`. Models from learnloop's builders are rebuilt from
+    the file; for your own architecture, pass an instance as `model=` (no code is ever loaded)."""
+    state = read_state(path, "export")
+    if model is None:
+        if state["arch"] is None:
+            raise ValueError(f"{path} holds a model learnloop did not build, so its architecture is not in the file; pass model=YourModel().")
+        model = build(state["arch"])
+    _load_model_state(model, state["model"], str(path))
+    return Predictor(model, state["preprocess"])
