@@ -166,7 +166,8 @@ def read_state(path: str | Path, kind: str) -> dict[str, Any]:
             meta = f.metadata() or {}
             if meta.get("format") != _MAGIC:
                 raise CheckpointError(f"{path} is a safetensors file but not one written by learnloop (no learnloop header).")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            # Copies, not views of the mapped file: the file may be replaced or deleted (keep_last) later.
+            tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
     except SafetensorError as e:
         raise CheckpointError(f"{path} is not a learnloop {kind} file, or it is truncated or corrupt ({e}).{_sniff(path)}") from e
     if meta.get("kind") != kind:

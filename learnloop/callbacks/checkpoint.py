@@ -105,8 +105,8 @@ class Checkpoint(Callback):
     def save(self, learn: BaseLearner) -> Path:
         """Write a checkpoint now, point `latest` at it, then drop the oldest beyond `keep_last`."""
         name = f"ckpt-e{learn.epochs_done:04d}-s{learn.train_batches_done:08d}.safetensors"
-        if name in self.saved:  # the same position again (a step and an epoch boundary at once)
-            return self.dir / name
+        if name in self.saved:  # the same position again (the epoch's end after its last step): the newer state wins
+            self.saved.remove(name)
         self.saved.append(name)  # before the state is taken, so a resumed run knows this file too
         try:
             path = save_checkpoint(learn, self.dir / name)
