@@ -21,6 +21,7 @@ from torch import nn
 from .events import Callback
 from .loop import BaseLearner
 from .serialize import CheckpointError, read_state, write_state
+from .utils import unwrap_model
 from .version import __version__
 
 __all__ = ["save_checkpoint", "load_checkpoint", "learner_state", "restore_state", "Resume", "save_model", "load_model", "latest_checkpoint"]
@@ -65,7 +66,7 @@ def learner_state(learn: BaseLearner) -> dict[str, Any]:
     """Everything `restore_state` needs to put `learn` back where it is now."""
     if getattr(learn.dls.valid, "mid_pass", False):
         raise RuntimeError("Cannot checkpoint in the middle of validation: save after a training batch or after an epoch.")
-    model = learn.model
+    model = unwrap_model(learn.model)  # a compiled model's own keys, without `_orig_mod.`
     return {
         "versions": {"learnloop": __version__, "torch": torch.__version__},
         "model": model.state_dict(),
@@ -87,6 +88,7 @@ def learner_state(learn: BaseLearner) -> dict[str, Any]:
 
 def _load_model_state(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
     """Strict load, with an error that names every missing, unexpected and wrongly shaped entry."""
+    model = unwrap_model(model)
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -102,7 +104,7 @@ def restore_state(learn: BaseLearner, state: dict[str, Any], where: str = "the c
     callbacks, loaders, counters and RNGs. With `strict_callbacks`, the attached callbacks must
     be the ones whose state was saved (as an exact resume needs)."""
     _load_model_state(learn.model, state["model"], where)
-    params = dict(learn.model.named_parameters())
+    params = dict(unwrap_model(learn.model).named_parameters())
     for name, p in params.items():
         g = state["grads"].get(name)
         p.grad = None if g is None else g.to(p.device, p.dtype).clone()
@@ -212,7 +214,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], Path]:
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
     """The model's weights and buffers alone, as a safetensors file (atomic)."""
-    return write_state(path, {"model": model.state_dict()}, "model")
+    return write_state(path, {"model": unwrap_model(model).state_dict()}, "model")
 
 
 def load_model(model: nn.Module, path: str | Path) -> nn.Module:

@@ -19,6 +19,7 @@ from .checkpoint import _load_model_state
 from .layers import build
 from .loop import BaseLearner
 from .serialize import read_state, write_state
+from .utils import unwrap_model
 from .version import __version__
 
 __all__ = ["export", "load_learner", "Predictor"]
@@ -26,11 +27,12 @@ __all__ = ["export", "load_learner", "Predictor"]
 
 def export(learn: BaseLearner, path: str | Path) -> Path:
     """Write `learn`'s model and preprocessing for inference to `path` (atomic)."""
+    model = unwrap_model(learn.model)
     return write_state(
         path,
         {
-            "model": learn.model.state_dict(),
-            "arch": getattr(learn.model, "learnloop_arch", None),
+            "model": model.state_dict(),
+            "arch": getattr(model, "learnloop_arch", None),
             "preprocess": dict(getattr(learn.dls, "meta", {})),
             "versions": {"learnloop": __version__, "torch": torch.__version__},
         },

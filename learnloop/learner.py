@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks
+from .callbacks.compile import CompileModel
 from .callbacks.device import DeviceCallback
 from .callbacks.guards import NonFiniteCheck
 from .callbacks.progress import ProgressBar
@@ -45,6 +46,8 @@ class Learner(FitRecipes, BaseLearner):
         device: where to train (default: CUDA, then MPS, then CPU).
         default_cbs: add the default callbacks (device, recorder, non-finite check, progress).
         progress: show the progress bar and epoch table (False for quiet scripts).
+        compile: compile the model with `torch.compile` at the first fit (adds `CompileModel()`;
+            pass `CompileModel(mode=...)` in `cbs` to choose its options).
 
     The loop itself is `learnloop.loop.BaseLearner`; the recipes `fit_one_cycle`,
     `fit_flat_cos`, `fit_sgdr` and `lr_find` come from `learnloop.schedule.FitRecipes`.
@@ -62,6 +65,7 @@ class Learner(FitRecipes, BaseLearner):
         device: torch.device | str | None = None,
         default_cbs: bool = True,
         progress: bool = True,
+        compile: bool = False,
     ):
         checks.check_model(model)
         checks.check_dls(dls)
@@ -75,6 +79,8 @@ class Learner(FitRecipes, BaseLearner):
             self.add_cbs(defaults + [ProgressBar()] if progress else defaults)
         elif device is not None:
             self.add_cbs([DeviceCallback(device)])
+        if compile:
+            self.add_cbs([CompileModel()])
         self.add_cbs(cbs or [])
 
     @property

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "model_device", "to_device", "apply_to_tensors", "snake_case"]
+__all__ = ["set_seed", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case"]
 
 
 def set_seed(seed: int) -> None:
@@ -37,6 +37,11 @@ def model_device(model: torch.nn.Module) -> torch.device | None:
     """The device of the model's first parameter (None for a model without parameters)."""
     p = next(model.parameters(), None)
     return p.device if p is not None else None
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The module `torch.compile` wrapped (its parameters and state_dict keys), or `model` itself."""
+    return getattr(model, "_orig_mod", model)
 
 
 def apply_to_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:

@@ -18,8 +18,10 @@ from ..events import (
 )
 from ..schedule import LRFinder, ParamScheduler, TorchScheduler
 from .checkpoint import Checkpoint, EarlyStopping, SaveBest
+from .compile import CompileModel
 from .device import DeviceCallback
 from .guards import NonFiniteCheck, NonFiniteLossError
+from .precision import GradientClip, MixedPrecision
 from .progress import ProgressBar
 from .recorder import Recorder
 from .telemetry import ActivationStats
@@ -32,6 +34,7 @@ __all__ = [
     "EVENTS",
     "BatchTransform",
     "Checkpoint",
+    "CompileModel",
     "Callback",
     "CancelBackwardException",
     "CancelBatchException",
@@ -43,7 +46,9 @@ __all__ = [
     "DeviceCallback",
     "EarlyStopping",
     "GradientAccumulation",
+    "GradientClip",
     "LRFinder",
+    "MixedPrecision",
     "NonFiniteCheck",
     "NonFiniteLossError",
     "ParamScheduler",

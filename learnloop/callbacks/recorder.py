@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..events import Callback
 from ..loop import BaseLearner
 from ..metrics import Accumulator, batch_size, metric_name
@@ -26,8 +28,13 @@ class Recorder(Callback):
     - `hps`: every training batch's hyper-parameters per param group, e.g. `hps['lr'][i][g]`
       (learnloop's names: lr, mom, sqr_mom, wd, eps; Adam's betas give mom and sqr_mom), as in
       effect for that batch's step;
-    - `history`: one dict per epoch with `epoch`, `train_loss`, `valid_loss`, each metric, `time`;
-    - `last_valid`: the loss and metrics of the latest validation pass.
+    - `history`: one dict per epoch with `epoch`, `train_loss`, `valid_loss`, each metric, `time`
+      (and the epoch mean of each value other callbacks `log`);
+    - `last_valid`: the loss and metrics of the latest validation pass;
+    - `logs`: per-step values other callbacks hand to `log(name, value)`, e.g. `GradientClip`'s
+      pre-clip gradient norm under 'grad_norm';
+    - `skipped_steps`: training steps cancelled (`after_cancel_step`): overflow under fp16, or
+      held back by gradient accumulation.
 
     Epoch averages weight every batch by its size, so a short last batch does not skew them.
     Losses and metric sums stay on the model's device and are read back once per phase.
@@ -44,11 +51,30 @@ class Recorder(Callback):
         self._hp_rows: list[list[tuple]] = []
         self._hp_keys: list[str] = []
         self._hp_locs: dict[str, Any] = {}
+        self.logs: dict[str, list[float]] = {}
+        self._pending_logs: dict[str, list[Any]] = {}
+        self.skipped_steps = 0
+
+    def log(self, name: str, value: Any) -> None:
+        """Record a per-step value (a tensor stays on its device until the phase ends)."""
+        self._pending_logs.setdefault(name, []).append(value.detach() if isinstance(value, torch.Tensor) else value)
+
+    def _flush_logs(self) -> dict[str, float]:
+        means = {}
+        for name, values in self._pending_logs.items():
+            if values:
+                device = next((v.device for v in values if isinstance(v, torch.Tensor)), None)
+                got = torch.stack([torch.as_tensor(v, dtype=torch.float32, device=device).reshape(()) for v in values]).tolist()
+                self.logs.setdefault(name, []).extend(got)
+                means[name] = sum(got) / len(got)
+        self._pending_logs = {}
+        return means
 
     # ---- events -----------------------------------------------------------------------------
 
     def before_fit(self, learn: BaseLearner) -> None:
         self.losses, self.history, self._hp_rows = [], [], []
+        self.logs, self._pending_logs, self.skipped_steps = {}, {}, 0
         # Record raw param-group entries (cheap); `hps` translates them to our names on demand.
         self._hp_locs = locations(learn.opt.param_groups[0])
         self._hp_keys = sorted({loc[0] if isinstance(loc, tuple) else loc for loc in self._hp_locs.values()})
@@ -69,10 +95,14 @@ class Recorder(Callback):
             keys = self._hp_keys
             self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
 
+    def after_cancel_step(self, learn: BaseLearner) -> None:
+        self.skipped_steps += 1
+
     def after_train(self, learn: BaseLearner) -> None:
         batch_losses, values = self._acc.read()
         self.losses.extend(batch_losses)
         self._row.update({f"train_{k}": v for k, v in values.items()})
+        self._row.update(self._flush_logs())
 
     def after_validate(self, learn: BaseLearner) -> None:
         _, values = self._acc.read()
@@ -87,6 +117,7 @@ class Recorder(Callback):
     def after_fit(self, learn: BaseLearner) -> None:
         if self._acc.losses and learn.training:  # the fit stopped mid-phase: keep what was seen
             self.losses.extend(self._acc.read()[0])
+        self._flush_logs()
         self.__dict__.pop("_row", None)
 
     def columns(self, learn: BaseLearner) -> list[str]:
@@ -127,12 +158,13 @@ class Recorder(Callback):
         return save_figure(fig, path)
 
     def plot_sched(self, keys: list[str] | None = None, path: str | Path | None = None) -> "Figure":
-        """Each recorded hyper-parameter per batch, one line per param group."""
-        keys = keys or list(self.hps)
+        """Each recorded hyper-parameter per batch, one line per param group, and each logged
+        per-step value (e.g. 'grad_norm')."""
+        keys = keys or [*self.hps, *self.logs]
         fig = new_figure(4 * max(1, len(keys)), 3.5)
         for i, key in enumerate(keys):
             ax = fig.add_subplot(1, max(1, len(keys)), i + 1)
-            rows = self.hps.get(key, [])
+            rows = self.hps.get(key) or [[v] for v in self.logs.get(key, [])]
             for g in range(len(rows[0]) if rows else 0):
                 ax.plot([r[g] for r in rows], label=f"group {g}")
             ax.set(xlabel="batch", title=key)
@@ -153,6 +185,9 @@ class Recorder(Callback):
             # mid-epoch: the epoch's row so far and the phase's pending losses
             "row": dict(self._row) if hasattr(self, "_row") else None,
             "pending": self._acc.state_dict(),
+            "logs": {k: list(v) for k, v in self.logs.items()},
+            "pending_logs": {k: list(v) for k, v in self._pending_logs.items()},
+            "skipped_steps": self.skipped_steps,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -167,3 +202,6 @@ class Recorder(Callback):
             self._row = dict(state["row"])
         if state.get("pending") is not None:
             self._acc.load_state_dict(state["pending"])
+        self.logs = {k: list(v) for k, v in state.get("logs", {}).items()}
+        self._pending_logs = {k: list(v) for k, v in state.get("pending_logs", {}).items()}
+        self.skipped_steps = int(state.get("skipped_steps", 0))

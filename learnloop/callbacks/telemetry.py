@@ -54,9 +54,15 @@ class ActivationStats(Callback):
         self.modules, self.every, self.hist_bins, self.hist_range = modules, every, hist_bins, hist_range
         self.records: list[torch.Tensor] = []
         self.steps: list[int] = []
+        self._hooks: Hooks | None = None
 
     def before_fit(self, learn: BaseLearner) -> None:
         model = learn.model
+        if hasattr(model, "_orig_mod"):
+            raise ValueError(
+                "ActivationStats hooks every watched layer, which changes a compiled model's graph at each recorded "
+                "step. Look inside the eager model (drop CompileModel / compile=True for this fit), then compile for speed."
+            )
         self._mods = list(self.modules) if self.modules is not None else _default_modules(model)
         if not self._mods:
             raise ValueError("ActivationStats found no layers to watch; pass modules=[...].")
