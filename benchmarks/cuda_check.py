@@ -1,5 +1,6 @@
 """Checks that need a CUDA GPU (never run by CI, which has none): device moves, pinned memory,
-windowed non-finite checks, torchmetrics objects, and the Learner's overhead over a hand loop.
+windowed non-finite checks, torchmetrics objects, the Learner's overhead over a hand loop, and
+bf16 / fp16 / compiled training of the lesson's CNN.
 
     python benchmarks/cuda_check.py [MNIST_DIR]
 
@@ -130,6 +131,32 @@ def main() -> int:
     h, l = statistics.median(times["hand"]), statistics.median(times["learnloop"])
     same = all(torch.equal(a, b) for a, b in zip(m_hand.parameters(), m_ll.parameters()))
     print(f"info  GPU epoch (MLP bs64, 60k+10k): hand {h:.3f}s, learnloop {l:.3f}s, ratio {l / h:.3f}; weights equal: {same}")
+
+    # 7. Mixed precision and compile on the GPU: accuracy as fp32, scaler active, epoch times.
+    from learnloop.layers import cnn
+
+    xi, xvi = x.view(-1, 1, 28, 28), xv.view(-1, 1, 28, 28)
+    results = {}
+    for name, kw in (("fp32", {}), ("bf16", {"cbs": [ll.MixedPrecision("bf16")]}), ("fp16", {"cbs": [ll.MixedPrecision("fp16")]}),
+                     ("compiled", {"compile": True}), ("compiled+bf16", {"compile": True, "cbs": [ll.MixedPrecision("bf16")]})):  # fmt: skip
+        ll.set_seed(0)
+        idls = ll.DataLoaders.from_tensors(xi.cuda(), y.cuda(), xvi.cuda(), yv.cuda(), batch_size=128, seed=0)
+        learn = ll.Learner(cnn((8, 16, 32, 32)), idls, lr=0.4, metrics=[ll.accuracy], progress=False, **kw)
+        epochs = []
+        for _ in range(3):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            learn.fit(1)
+            torch.cuda.synchronize()
+            epochs.append(time.perf_counter() - t0)
+        results[name] = (learn.recorder.history[-1]["accuracy"], epochs)
+        if name == "fp16":
+            mp = learn.mixed_precision
+            check("fp16 GradScaler active on CUDA", mp.scaler is not None and mp.scaler.is_enabled(), f"scale {mp.scaler.get_scale()}, overflow steps {mp.overflow_steps}")
+    base = results["fp32"][0]
+    for name, (acc, epochs) in results.items():
+        check(f"CNN {name} within 0.5 points of fp32", abs(acc - base) < 0.005 or name == "fp32", f"accuracy {acc:.4f}")
+        print(f"info  CNN {name}: first epoch {epochs[0]:.2f}s (compilation there), then {statistics.median(epochs[1:]):.2f}s per epoch")
 
     print(f"{len(FAILED)} failed" if FAILED else "all CUDA checks passed")
     return 1 if FAILED else 0

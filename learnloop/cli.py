@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import torch
 
 from .callbacks.checkpoint import Checkpoint
+from .callbacks.precision import GradientClip, MixedPrecision
 from .checkpoint import load_checkpoint, save_model
 from .data import DataLoaders
 from .datasets import PRETTY, DataNotFoundError, ImageData, fashion_mnist, mnist, mnist_dataloaders, normalize
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<timestamp>)")
     train.add_argument("--schedule", choices=["one-cycle", "constant"], default="one-cycle", help="learning-rate schedule (one-cycle peaks at --lr)")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table, only the result line")
+    train.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="mixed precision (bf16 on the CPU; fp16 is for CUDA)")
+    train.add_argument("--compile", action="store_true", help="compile the model with torch.compile (slow first batches, faster after)")
+    train.add_argument("--clip", type=_positive_float, default=None, metavar="MAX_NORM", help="clip the gradients' total norm")
     train.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="also checkpoint every N training steps")
     train.add_argument("--resume", metavar="RUN_FOLDER", default=None, help="continue the run in RUN_FOLDER with its saved configuration")
 
@@ -176,7 +180,8 @@ class _RunFolder(Callback):
 
 
 # What --resume takes back from a run's config.json.
-_RUN_SETTINGS = ("data", "dataset", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every")
+_RUN_SETTINGS = ("data", "dataset", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
+                 "precision", "compile", "clip")  # fmt: skip
 
 
 def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
@@ -201,7 +206,13 @@ def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageDa
     dls: DataLoaders = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
     model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
     lr = getattr(args, "lr", 1e-3)
-    learn = Learner(model, dls, lr=lr, opt_func=OPTIMIZERS[args.opt], metrics=[accuracy], device=device, progress=progress)
+    cbs: list[Callback] = []
+    if getattr(args, "precision", "fp32") != "fp32":
+        cbs.append(MixedPrecision(args.precision))
+    if getattr(args, "clip", None):
+        cbs.append(GradientClip(max_norm=args.clip))
+    learn = Learner(model, dls, lr=lr, opt_func=OPTIMIZERS[args.opt], metrics=[accuracy], device=device, progress=progress,
+                    compile=getattr(args, "compile", False), cbs=cbs)  # fmt: skip
     return learn, data
 
 

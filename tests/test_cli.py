@@ -149,3 +149,14 @@ def test_cli_refuses_the_wrong_dataset_and_names_the_one_it_trains_on(mnist_dir,
     assert "Fashion-MNIST images from" in captured.err and "Fashion-MNIST test images" in captured.out
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["dataset"] == "fashion-mnist" and config["data_meta"]["classes"][-1] == "Ankle boot"
+
+
+def test_train_with_bf16_compile_and_clip(mnist_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--data", str(mnist_dir), "--model", "mlp", "--epochs", "1", "--bs", "512", "--precision", "bf16", "--compile", "--clip", "1.0", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history[0]["accuracy"] > 0.85 and history[0]["grad_norm"] > 0  # clipping logged its pre-clip norms
+    config = json.loads((out / "config.json").read_text())
+    assert config["precision"] == "bf16" and config["compile"] is True and config["clip"] == 1.0
+    ll.load_model(mlp([784, 50, 10]), out / "model.safetensors")  # saved with the eager model's keys
