@@ -13,6 +13,7 @@ import heapq
 import inspect
 from typing import Any, Callable, Iterable
 
+from .distributed import is_main
 from .utils import snake_case
 
 __all__ = [
@@ -161,6 +162,8 @@ class Callback:
     `run_after` name other callbacks (classes or names) that must run after / before this one.
     Phase: set `run_valid = False` for a callback whose batch events (before_batch ...
     after_batch) concern training only, `run_train = False` for validation only.
+    Distributed: `rank_zero_only = True` for a callback that prints or writes files: it stays
+    attached on every rank but runs on rank 0 only.
     """
 
     order: int = 0
@@ -168,6 +171,7 @@ class Callback:
     run_after: Iterable[type | str] = ()
     run_train: bool = True
     run_valid: bool = True
+    rank_zero_only: bool = False
     learn: Any = None
 
     @property
@@ -345,12 +349,19 @@ class CallbackList:
             )
         return handlers
 
+    def refresh(self) -> None:
+        """Re-resolve the handler tables (e.g. once the process's rank is known)."""
+        self._resolve()
+
     def _resolve(self) -> None:
         # Update the tables in place: `active` keeps pointing at the right one.
+        main = is_main()
         for training, table in self._tables.items():
             table.clear()
             table.update({e: [] for e in EVENTS})
             for cb in self.cbs:
+                if cb.rank_zero_only and not main:
+                    continue
                 skip_batch = not (cb.run_train if training else cb.run_valid)
                 for event, handler in self._handlers[id(cb)].items():
                     if not (skip_batch and event in BATCH_EVENTS):

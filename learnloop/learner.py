@@ -10,14 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checks
+from . import checks, distributed
 from .callbacks.compile import CompileModel
 from .callbacks.device import DeviceCallback
+from .callbacks.distributed import DistributedTrainer
 from .callbacks.guards import NonFiniteCheck
 from .callbacks.progress import ProgressBar
 from .callbacks.recorder import Recorder
 from .checkpoint import Resume, load_checkpoint, restore_state, save_checkpoint
 from .data import ArrayDataset, DataLoader, DataLoaders
+from .distributed import gather_shards
 from .events import Callback
 from .export import export
 from .loop import BaseLearner
@@ -79,9 +81,26 @@ class Learner(FitRecipes, BaseLearner):
             self.add_cbs(defaults + [ProgressBar()] if progress else defaults)
         elif device is not None:
             self.add_cbs([DeviceCallback(device)])
+        if default_cbs and distributed.launched():  # started by torchrun as one of several processes
+            self.add_cbs([DistributedTrainer()])
         if compile:
             self.add_cbs([CompileModel()])
         self.add_cbs(cbs or [])
+
+    @property
+    def rank(self) -> int:
+        """This process's rank under torch.distributed (0 in a single process)."""
+        return distributed.rank()
+
+    @property
+    def world_size(self) -> int:
+        """How many processes train together (1 in a single process)."""
+        return distributed.world_size()
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that prints, plots and writes files."""
+        return distributed.is_main()
 
     @property
     def device(self) -> torch.device:
@@ -169,9 +188,11 @@ class Learner(FitRecipes, BaseLearner):
     def get_preds(self, dl: Any = None, cbs: Iterable[Callback] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Model outputs (e.g. logits, before any softmax) and targets over `dl` (default: the
         validation loader), concatenated on the CPU. Targets are None for unlabelled batches."""
+        dl = self._loader(dl)
         gather = _GatherPreds()
-        self._eval_pass(self._loader(dl), [gather, *checks.as_list(cbs)])
-        return gather.result()
+        self._eval_pass(dl, [gather, *checks.as_list(cbs)])
+        # A loader sharded across processes: every rank gets all rows back, in dataset order.
+        return gather.result(sharded=getattr(getattr(dl, "sampler", None), "num_replicas", 1) > 1)
 
     def infer(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Model outputs for raw inputs `x` (no targets), in eval mode, batched, returned on the CPU."""
@@ -211,8 +232,10 @@ class _GatherPreds(Callback):
         if learn.yb is not None:
             self.targets.append(learn.yb.detach())
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def result(self, sharded: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not self.preds:
             raise ValueError("get_preds: the DataLoader yielded no batches.")
-        preds = torch.cat(self.preds).cpu()
-        return preds, (torch.cat(self.targets).cpu() if self.targets else None)
+        preds, targets = torch.cat(self.preds), (torch.cat(self.targets) if self.targets else None)
+        if sharded:
+            preds, targets = gather_shards(preds), (gather_shards(targets) if targets is not None else None)
+        return preds.cpu(), (targets.cpu() if targets is not None else None)

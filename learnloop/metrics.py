@@ -6,6 +6,8 @@ from typing import Any, Callable
 
 import torch
 
+from .distributed import all_reduce_sum
+
 __all__ = ["accuracy", "error_rate", "AvgMetric", "resolve_metric", "metric_name", "batch_size", "Accumulator", "METRICS"]
 
 
@@ -90,6 +92,10 @@ def metric_name(m: Any) -> str:
     return getattr(m, "name", None) or type(m).__name__.lower()
 
 
+def _ratio(total: float, count: float) -> float:
+    return total / count if count else float("nan")
+
+
 def batch_size(b: Any) -> int:
     """Number of samples in a (possibly nested) batch: the first dimension of its first tensor."""
     if isinstance(b, torch.Tensor):
@@ -109,7 +115,7 @@ class Accumulator:
         self.start([])
 
     def start(self, metrics: list[Any], device: torch.device | None = None) -> None:
-        self.metrics, self.losses, self.sizes = list(metrics), [], []
+        self.metrics, self.losses, self.sizes, self.device = list(metrics), [], [], device
         for m in self.metrics:
             m.reset()
             if isinstance(m, torch.nn.Module) and device is not None:
@@ -137,16 +143,27 @@ class Accumulator:
                 m.load_state_dict(s)
 
     def read(self) -> tuple[list[float], dict[str, float]]:
-        """(each batch's loss, {'loss': size-weighted mean, <metric name>: value, ...}); then empty."""
+        """(each batch's loss, {'loss': size-weighted mean, <metric name>: value, ...}); then empty.
+
+        Under torch.distributed the loss and `AvgMetric`s are exact over all ranks: their sums
+        (value x count, count) are added up across ranks in one all-reduce, so every rank reports
+        what one process would over the whole data. (Other metric objects, such as torchmetrics',
+        synchronise themselves in `compute()`.)"""
         names = [metric_name(m) for m in self.metrics]
-        if not self.losses:
-            return [], {"loss": float("nan"), **{n: float("nan") for n in names}}
-        losses = torch.stack(self.losses).float()
-        sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=losses.device)
-        parts = [losses, ((losses * sizes).sum() / sizes.sum())[None]]
+        device = self.losses[0].device if self.losses else (getattr(self, "device", None) or torch.device("cpu"))
+        losses = torch.stack(self.losses).float() if self.losses else torch.zeros(0, device=device)
+        sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=device)
+        sums = [(losses * sizes).sum(), sizes.sum()]
         for m in self.metrics:
-            parts.append(torch.as_tensor(m.compute(), dtype=losses.dtype).to(losses.device).reshape(1))
-        flat = torch.cat(parts).cpu().tolist()
+            if isinstance(m, AvgMetric):
+                sums += [torch.as_tensor(m.total, dtype=losses.dtype, device=device).reshape(()), sizes.new_tensor(m.count)]
+        sums = all_reduce_sum(torch.stack(sums))
+        others = [torch.as_tensor(m.compute(), dtype=losses.dtype).to(device).reshape(1) for m in self.metrics if not isinstance(m, AvgMetric)]
+        flat = torch.cat([losses, sums, *others]).cpu().tolist()
         n = len(self.losses)
         self.losses, self.sizes = [], []
-        return flat[:n], {"loss": flat[n], **dict(zip(names, flat[n + 1 :]))}
+        totals, rest = iter(flat[n + 2 : n + len(sums)]), iter(flat[n + len(sums) :])
+        values = {}
+        for name, m in zip(names, self.metrics):
+            values[name] = _ratio(next(totals), next(totals)) if isinstance(m, AvgMetric) else next(rest)
+        return flat[:n], {"loss": _ratio(flat[n], flat[n + 1]), **values}

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
-__all__ = ["BatchNorm", "LayerNorm", "InstanceNorm", "GroupNorm", "RunningBatchNorm"]
+__all__ = ["BatchNorm", "SyncBatchNorm", "convert_sync_batchnorm", "LayerNorm", "InstanceNorm", "GroupNorm", "RunningBatchNorm"]
 
 
 def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
@@ -157,3 +158,49 @@ class RunningBatchNorm(nn.Module):
         shape = _channel_shape(x)
         x = (x - mean.view(shape)) / (var.view(shape) + self.eps).sqrt()
         return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+class SyncBatchNorm(BatchNorm):
+    """BatchNorm whose training statistics cover the whole global batch: per-channel sums,
+    sums of squares and counts are all-reduced (with gradients) across ranks, so N processes
+    with batch b normalise exactly as one process with batch N x b would. Works on the CPU
+    (gloo) and on CUDA; torch's own nn.SyncBatchNorm is CUDA-only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        shape, dims = _channel_shape(x), [0, *range(2, x.ndim)]
+        count = torch.full((1,), x.numel() // x.shape[1], dtype=x.dtype, device=x.device)
+        stats = torch.cat([x.sum(dims), (x * x).sum(dims), count])
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from torch.distributed.nn.functional import all_reduce  # the collective that carries gradients
+
+            stats = all_reduce(stats)
+        # One process computes the same sums (the same formula), so 1 x 64 and 2 x 32 agree.
+        nf = x.shape[1]
+        n = stats[-1]
+        mean = stats[:nf] / n
+        var = stats[nf : 2 * nf] / n - mean * mean
+        with torch.no_grad():
+            self.running_mean.lerp_(mean, self.mom)
+            self.running_var.lerp_(var * n / (n - 1), self.mom)
+        x = (x - mean.view(shape)) / (var.view(shape) + self.eps).sqrt()
+        return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+def convert_sync_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace every BatchNorm layer (torch's 1d/2d/3d or learnloop's) with `SyncBatchNorm`,
+    keeping its weights and running statistics. Returns the model (changed in place)."""
+    for name, child in model.named_children():
+        if isinstance(child, (nn.modules.batchnorm._BatchNorm, BatchNorm)) and not isinstance(child, SyncBatchNorm):
+            torch_bn = isinstance(child, nn.modules.batchnorm._BatchNorm)
+            mom = child.momentum if torch_bn else child.mom
+            sync = SyncBatchNorm(child.num_features if torch_bn else child.weight.shape[0], mom=0.1 if mom is None else mom, eps=child.eps)
+            with torch.no_grad():
+                for k in ("weight", "bias", "running_mean", "running_var"):
+                    if getattr(child, k, None) is not None:  # a BatchNorm without affine or running stats keeps the defaults
+                        getattr(sync, k).copy_(getattr(child, k))
+            setattr(model, name, sync.to(child.running_mean.device if child.running_mean is not None else "cpu"))
+        else:
+            convert_sync_batchnorm(child)
+    return model

@@ -39,9 +39,18 @@ def model_device(model: torch.nn.Module) -> torch.device | None:
     return p.device if p is not None else None
 
 
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The module `torch.compile` wrapped (its parameters and state_dict keys), or `model` itself."""
-    return getattr(model, "_orig_mod", model)
+def unwrap_model(model: torch.nn.Module, ddp: bool = True) -> torch.nn.Module:
+    """The user's module inside the wrappers learnloop may put around it: `torch.compile`'s and
+    (with `ddp`) DistributedDataParallel's. Its parameters and state_dict keys are the user's."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif ddp and isinstance(model, DistributedDataParallel):
+            model = model.module
+        else:
+            return model
 
 
 def apply_to_tensors(fn: Callable[[torch.Tensor], Any], obj: Any) -> Any:

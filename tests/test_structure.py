@@ -101,7 +101,7 @@ def test_architecture_md_order_matches_the_imports():
 
 def test_the_loop_imports_the_protocol_and_no_callback():
     graph = _import_graph()
-    assert _reachable(graph, "learnloop.loop") <= {"learnloop.events", "learnloop.checks", "learnloop.utils"}
+    assert _reachable(graph, "learnloop.loop") <= {"learnloop.events", "learnloop.checks", "learnloop.utils", "learnloop.distributed"}
     # Callbacks import the loop for real: no TYPE_CHECKING detour back to the learner.
     for name in ("recorder", "device", "guards", "progress", "telemetry", "training", "transforms"):
         assert "learnloop.loop" in graph[f"learnloop.callbacks.{name}"]

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import LATEST, save_checkpoint, save_model
+from ..distributed import is_main
 from ..events import Callback, CancelFitException
 from ..loop import BaseLearner
 from ..serialize import atomic_write
@@ -58,6 +59,7 @@ class Checkpoint(Callback):
 
     order = 100  # after every callback that changes state at the end of a batch or an epoch
     run_valid = False
+    rank_zero_only = True  # one process writes; every rank resumes from the same files
 
     def __init__(
         self,
@@ -150,7 +152,7 @@ class SaveBest(Callback):
         if self.monitor.better(value, self.best):
             self.best, self.best_epoch = value, learn.epoch
             self.weights = {k: v.detach().to("cpu", copy=True) for k, v in learn.model.state_dict().items()}
-            if self.path is not None:
+            if self.path is not None and is_main():
                 save_model(learn.model, self.path)
 
     def after_fit(self, learn: BaseLearner) -> None:

@@ -55,5 +55,6 @@ class CompileModel(Callback):
         if blocker is not None:
             warnings.warn(f"CompileModel: {blocker}; training stays eager (uncompiled).", stacklevel=2)
             return
-        learn.model = torch.compile(unwrap_model(learn.model), mode=self.mode, dynamic=self.dynamic, **self.options)
+        # Compile what is there, DistributedDataParallel included (torch compiles DDP models whole).
+        learn.model = torch.compile(unwrap_model(learn.model, ddp=False), mode=self.mode, dynamic=self.dynamic, **self.options)
         self.compiled = True

@@ -33,6 +33,7 @@ class ProgressBar(Callback):
     """
 
     order = 90  # after the Recorder has written the epoch's row
+    rank_zero_only = True
     run_after = ("Recorder",)
 
     def __init__(self, bar: bool = True, table: bool = True):

@@ -36,6 +36,10 @@ class GradientAccumulation(Callback):
         if self.count % self.n:
             raise CancelStepException
 
+    def will_step(self) -> bool:
+        """Whether the current batch completes a window (before_step will let it step)."""
+        return (self.count + 1) % self.n == 0
+
     def state_dict(self) -> dict[str, int]:
         # Where the accumulation window stands (the gradients so far are in the checkpoint too).
         return {"count": self.count}

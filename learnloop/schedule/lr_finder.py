@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import numpy as np
 import torch
 
+from ..distributed import all_reduce_sum, world_size
 from ..events import Callback, CancelFitException, CancelValidException
 from ..loop import BaseLearner
 from ..plots import new_figure, save_figure
@@ -50,7 +51,9 @@ class LRFinder(Callback):
         self._lr = lr
 
     def after_loss(self, learn: BaseLearner) -> None:
-        loss = learn.loss.item()  # the sweep decides per batch whether to stop: one read-back each
+        # The sweep decides per batch whether to stop (one read-back each); with several
+        # processes, on the loss averaged over all of them, so every rank stops together.
+        loss = (all_reduce_sum(learn.loss.detach()) / world_size()).item()
         if not math.isfinite(loss):
             raise CancelFitException
         self._i += 1
