@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import torch
 
+from . import distributed
 from .callbacks.checkpoint import Checkpoint
 from .callbacks.precision import GradientClip, MixedPrecision
 from .checkpoint import load_checkpoint, save_model
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="mixed precision (bf16 on the CPU; fp16 is for CUDA)")
     train.add_argument("--compile", action="store_true", help="compile the model with torch.compile (slow first batches, faster after)")
     train.add_argument("--clip", type=_positive_float, default=None, metavar="MAX_NORM", help="clip the gradients' total norm")
+    train.add_argument("--nproc", type=_positive_int, default=1, metavar="N", help="train on N local processes (torch.distributed, launched for you)")
     train.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="also checkpoint every N training steps")
     train.add_argument("--resume", metavar="RUN_FOLDER", default=None, help="continue the run in RUN_FOLDER with its saved configuration")
 
@@ -170,6 +172,7 @@ class _RunFolder(Callback):
     """Keeps the run folder current: history and weights after every epoch, each written whole."""
 
     order = 96  # after the Recorder (50) has written the epoch's row
+    rank_zero_only = True
 
     def __init__(self, out: Path):
         self.out = out
@@ -181,7 +184,7 @@ class _RunFolder(Callback):
 
 # What --resume takes back from a run's config.json.
 _RUN_SETTINGS = ("data", "dataset", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
-                 "precision", "compile", "clip")  # fmt: skip
+                 "precision", "compile", "clip", "nproc")  # fmt: skip
 
 
 def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
@@ -202,7 +205,7 @@ def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
 def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageData]:
     device = _device(args.device)
     set_seed(args.seed)
-    data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=True)
+    data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=distributed.is_main())
     dls: DataLoaders = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
     model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
     lr = getattr(args, "lr", 1e-3)
@@ -220,7 +223,7 @@ def _start_run(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out else Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
-    if (out / "config.json").exists():
+    if distributed.is_main() and (out / "config.json").exists():  # (the other ranks see rank 0's run starting)
         raise UsageError(f"--out {out} holds another run; choose a new folder, or continue that run with --resume {out}")
     return out
 
@@ -236,10 +239,12 @@ def train(args: argparse.Namespace) -> int:
     args, out = _resumed(args) if args.resume else (args, _start_run(args))
     learn, data = _learner(args, progress=not args.quiet)
     checkpoints = out / "checkpoints"
+    main_rank = distributed.is_main()
     if args.resume:
         at = _resume_point(checkpoints)
-        print(f"learnloop: resuming {out} at epoch {at['epochs_done'] if not at['mid_epoch'] else at['epoch']}, step {at['train_batches_done']}", file=sys.stderr)
-    else:
+        if main_rank:
+            print(f"learnloop: resuming {out} at epoch {at['epochs_done'] if not at['mid_epoch'] else at['epoch']}, step {at['train_batches_done']}", file=sys.stderr)
+    elif main_rank:
         out.mkdir(parents=True, exist_ok=True)
         config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out), "data_meta": learn.dls.meta}
         config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in learn.model.parameters()))
@@ -256,6 +261,8 @@ def train(args: argparse.Namespace) -> int:
         done = len(learn.recorder.history)
         print(f"learnloop: interrupted; {out} holds the {done} finished epoch(s); continue with: learnloop train --resume {out}", file=sys.stderr)
         return 130
+    if not main_rank:
+        return 0
     history = learn.recorder.history
     learn.recorder.plot_loss(path=out / "loss.png")
     learn.recorder.plot_sched(path=out / "sched.png")
@@ -312,13 +319,48 @@ def init_report_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _launch(args: argparse.Namespace, argv: list[str]) -> int:
+    """`learnloop train --nproc N`: start N copies of this command through torch's own launcher
+    (torch.distributed.run, as torchrun does), on this machine, with one run folder."""
+    import socket
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    out = args.resume or args.out or str(Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    if not args.resume:
+        _start_run(argparse.Namespace(out=out))  # refuse a used folder before starting anything
+    rest, skip = [], False
+    for a in argv:  # the same command, without --nproc, with the run folder fixed for every rank
+        if skip or a == "--nproc" or a.startswith("--nproc="):
+            skip = a == "--nproc"
+            continue
+        rest.append(a)
+    if not args.resume and not args.out:
+        rest += ["--out", out]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        torchrun(["--nproc_per_node", str(args.nproc), "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "learnloop", *rest])
+    except ChildFailedError as e:
+        print(f"learnloop: error: a training process failed ({str(e).strip().splitlines()[0]}); its traceback is above", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return 0
+        if args.command == "train" and args.resume and not distributed.launched():
+            args, _ = _resumed(args)  # a run resumes on as many processes as it had
+        if args.command == "train" and args.nproc > 1 and not distributed.launched():
+            return _launch(args, argv)
         return {"train": train, "lr-find": lr_find, "init-report": init_report_cmd}[args.command](args)
     except UsageError as e:
         print(f"learnloop: error: {e}", file=sys.stderr)

@@ -160,3 +160,17 @@ def test_train_with_bf16_compile_and_clip(mnist_dir, tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["precision"] == "bf16" and config["compile"] is True and config["clip"] == 1.0
     ll.load_model(mlp([784, 50, 10]), out / "model.safetensors")  # saved with the eager model's keys
+
+
+def test_train_on_two_processes(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "learnloop", "train", "--nproc", "2", "--data", str(mnist_dir), "--model", "mlp", "--epochs", "1",
+           "--bs", "256", "--opt", "sgd", "--lr", "0.1", "--quiet", "--out", str(out)]  # fmt: skip
+    import os
+
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("final validation accuracy") == 1  # rank 0 alone reports
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 1 and history[0]["accuracy"] > 0.85  # a global batch of 512: fewer steps than one process of 256
+    assert json.loads((out / "config.json").read_text())["nproc"] == 2
