@@ -246,7 +246,8 @@ def train(args: argparse.Namespace) -> int:
             print(f"learnloop: resuming {out} at epoch {at['epochs_done'] if not at['mid_epoch'] else at['epoch']}, step {at['train_batches_done']}", file=sys.stderr)
     elif main_rank:
         out.mkdir(parents=True, exist_ok=True)
-        config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out), "data_meta": learn.dls.meta}
+        config = {**vars(args), "device": str(learn.device), "data_source": data.source, "out": str(out), "data_meta": learn.dls.meta,
+                  "nproc": distributed.world_size()}  # fmt: skip
         config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in learn.model.parameters()))
         config.pop("command", None)
         atomic_write(out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
