@@ -20,6 +20,7 @@ from ..schedule import LRFinder, ParamScheduler, TorchScheduler
 from .checkpoint import Checkpoint, EarlyStopping, SaveBest
 from .compile import CompileModel
 from .device import DeviceCallback
+from .distributed import DistributedTrainer
 from .guards import NonFiniteCheck, NonFiniteLossError
 from .precision import GradientClip, MixedPrecision
 from .progress import ProgressBar
@@ -44,6 +45,7 @@ __all__ = [
     "CancelTrainException",
     "CancelValidException",
     "DeviceCallback",
+    "DistributedTrainer",
     "EarlyStopping",
     "GradientAccumulation",
     "GradientClip",
