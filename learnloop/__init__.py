@@ -1,6 +1,6 @@
 """learnloop: a small, fast, readable PyTorch training library built from the foundations."""
 
-from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, schedule
+from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, schedule, vision
 from .callbacks import (
     ActivationStats,
     BatchTransform,
@@ -44,7 +44,7 @@ from .events import (
 from .export import Predictor, load_learner
 from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
-from .layers import GeneralRelu
+from .layers import GeneralRelu, cnn_layers
 from .learner import Learner
 from .loop import BaseLearner
 from .metrics import AvgMetric, accuracy, error_rate
@@ -62,6 +62,27 @@ from .schedule import (
 )
 from .utils import default_device, set_seed
 from .version import __version__ as __version__
+from .vision import (
+    CategoryProcessor,
+    ImageList,
+    ItemList,
+    LabeledData,
+    ResizeFixed,
+    SplitData,
+    func_splitter,
+    get_files,
+    grandparent_splitter,
+    image_extensions,
+    label_by_func,
+    parent_labeler,
+    random_splitter,
+    regex_labeler,
+    show_batch,
+    show_image,
+    to_byte_tensor,
+    to_dataloaders,
+    to_float_tensor,
+)
 
 __all__ = [
     # submodules
@@ -74,6 +95,7 @@ __all__ = [
     "norm",
     "optim",
     "schedule",
+    "vision",
     # names
     "ActivationStats",
     "ArrayDataset",
@@ -138,4 +160,24 @@ __all__ = [
     "sched_poly",
     "save_model",
     "set_seed",
+    "CategoryProcessor",
+    "ImageList",
+    "ItemList",
+    "LabeledData",
+    "ResizeFixed",
+    "SplitData",
+    "func_splitter",
+    "get_files",
+    "grandparent_splitter",
+    "image_extensions",
+    "label_by_func",
+    "parent_labeler",
+    "random_splitter",
+    "regex_labeler",
+    "show_batch",
+    "show_image",
+    "to_byte_tensor",
+    "to_dataloaders",
+    "to_float_tensor",
+    "cnn_layers",
 ]

@@ -3,6 +3,7 @@ checks at the door, evaluation and inference."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -17,6 +18,7 @@ from .callbacks.distributed import DistributedTrainer
 from .callbacks.guards import NonFiniteCheck
 from .callbacks.progress import ProgressBar
 from .callbacks.recorder import Recorder
+from .callbacks.transforms import BatchTransform
 from .checkpoint import Resume, load_checkpoint, restore_state, save_checkpoint
 from .data import ArrayDataset, DataLoader, DataLoaders
 from .distributed import gather_shards
@@ -81,6 +83,9 @@ class Learner(FitRecipes, BaseLearner):
             self.add_cbs(defaults + [ProgressBar()] if progress else defaults)
         elif device is not None:
             self.add_cbs([DeviceCallback(device)])
+        batch_tfms = getattr(dls, "batch_tfms", None)
+        if batch_tfms:  # e.g. image loaders: uint8 batches become float, normalised, on the device
+            self.add_cbs([BatchTransform(functools.partial(_compose, batch_tfms), name="dls_batch_tfms")])
         if default_cbs and distributed.launched():  # started by torchrun as one of several processes
             self.add_cbs([DistributedTrainer()])
         if compile:
@@ -199,6 +204,12 @@ class Learner(FitRecipes, BaseLearner):
         bs = batch_size or getattr(self.dls.valid or self.dls.train, "batch_size", None) or 256
         preds, _ = self.get_preds(DataLoader(ArrayDataset(x), batch_size=bs))
         return preds
+
+
+def _compose(tfms: Sequence[Callable], x: Any) -> Any:
+    for t in tfms:
+        x = t(x)
+    return x
 
 
 class _Evaluate(Callback):

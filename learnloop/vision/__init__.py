@@ -1,0 +1,54 @@
+"""Vision: training on folders of images with the lesson's data blocks (notebook 08).
+
+Get the files, split them, label them, transform them, batch them:
+
+    il = ImageList.from_files(path)
+    sd = SplitData.split_by_func(il, grandparent_splitter())
+    lsd = label_by_func(sd, parent_labeler)
+    dls = lsd.to_dataloaders(batch_size=64, size=32)
+"""
+
+from .blocks import (
+    CategoryProcessor,
+    ImageList,
+    ItemList,
+    LabeledData,
+    SplitData,
+    compose,
+    func_splitter,
+    grandparent_splitter,
+    label_by_func,
+    parent_labeler,
+    random_splitter,
+    regex_labeler,
+)
+from .files import get_files, image_extensions
+from .loaders import ImageDataset, default_workers, show_batch, show_image, to_dataloaders
+from .transforms import FloatNormalize, ResizeFixed, collate_images, to_byte_tensor, to_float_tensor
+
+__all__ = [
+    "CategoryProcessor",
+    "FloatNormalize",
+    "ImageDataset",
+    "ImageList",
+    "ItemList",
+    "LabeledData",
+    "ResizeFixed",
+    "SplitData",
+    "collate_images",
+    "compose",
+    "default_workers",
+    "func_splitter",
+    "get_files",
+    "grandparent_splitter",
+    "image_extensions",
+    "label_by_func",
+    "parent_labeler",
+    "random_splitter",
+    "regex_labeler",
+    "show_batch",
+    "show_image",
+    "to_byte_tensor",
+    "to_dataloaders",
+    "to_float_tensor",
+]

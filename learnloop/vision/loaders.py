@@ -1,0 +1,134 @@
+"""From labelled image lists to `DataLoaders`, and a look at a batch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from ..data import DataLoader, DataLoaders, collate
+from ..plots import new_figure, save_figure
+from .transforms import FloatNormalize, ResizeFixed, collate_images
+
+__all__ = ["ImageDataset", "to_dataloaders", "default_workers", "show_batch", "show_image"]
+
+
+def default_workers() -> int:
+    """Decoding processes to use: one per core but one (the training process needs one), up to 4."""
+    return min(4, max(0, (os.cpu_count() or 1) - 1))
+
+
+def _compose(x: Any, tfms: Sequence[Callable]) -> Any:
+    for t in tfms:
+        x = t(x)
+    return x
+
+
+class ImageDataset:
+    """A `LabeledData` side as a dataset: item i is (its image after `tfms`, its class); a batch
+    of images is collated into one uint8 tensor."""
+
+    def __init__(self, ld: Any, tfms: Sequence[Callable] = ()):
+        self.ld = ld
+        self.tfms = sorted(tfms, key=lambda t: getattr(t, "order", getattr(t, "_order", 0)))
+
+    def __len__(self) -> int:
+        return len(self.ld)
+
+    def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
+        x = self.ld.x
+        return _compose(x.get(x.items[i]), self.tfms), self.ld.y[i]
+
+    def __getitems__(self, idxs: Sequence[int]) -> Any:
+        samples = [self[i] for i in idxs]
+        if hasattr(samples[0][0], "getbands"):  # PIL images: one uint8 batch
+            return collate_images(samples)
+        return collate(samples)
+
+
+def _channel_stats(ds: ImageDataset, n: int, seed: int) -> tuple[list[float], list[float]]:
+    g = torch.Generator().manual_seed(seed)
+    idxs = torch.randperm(len(ds), generator=g)[: min(n, len(ds))].tolist()
+    xb, _ = ds.__getitems__(idxs)
+    x = xb.float().div_(255).transpose(0, 1).reshape(xb.shape[1], -1)
+    return x.mean(1).tolist(), x.std(1).tolist()
+
+
+def to_dataloaders(
+    sd: Any,
+    batch_size: int = 64,
+    size: int | None = None,
+    num_workers: int | None = None,
+    item_tfms: Sequence[Callable] | None = None,
+    batch_tfms: Sequence[Callable] | None = None,
+    seed: int | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    stats_sample: int = 512,
+) -> DataLoaders:
+    """`DataLoaders` over a labelled `SplitData`: shuffled training batches, ordered validation
+    batches (twice as large), decoded in `num_workers` processes (default: `default_workers()`).
+
+    `size` resizes every image (JPEGs decode straight at reduced size). Items stay uint8 up to
+    the batch; `FloatNormalize(mean, std)` (per channel, measured on `stats_sample` training
+    images unless given) and then `batch_tfms` run per batch on the training device. The result
+    carries `c_in` (channels), `c_out` (classes), `vocab` and `meta` (what export needs).
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    tfms = list(item_tfms or [])
+    if size is not None:
+        tfms.append(ResizeFixed(size))
+        for side in (sd.train, sd.valid):
+            side.x.draft = (size, size)
+    train, valid = ImageDataset(sd.train, tfms), ImageDataset(sd.valid, tfms)
+    if mean is None or std is None:
+        m, s = _channel_stats(train, stats_sample, 0 if seed is None else seed)
+        mean, std = mean or m, std or s
+    workers = default_workers() if num_workers is None else num_workers
+    dls = DataLoaders(
+        DataLoader(train, batch_size, shuffle=True, seed=seed, num_workers=workers),
+        DataLoader(valid, 2 * batch_size, shuffle=False, num_workers=workers),
+    )
+    x0, _ = train[0]
+    dls.batch_tfms = [FloatNormalize(mean, std), *(batch_tfms or [])]
+    dls.vocab = list(sd.train.proc_y.vocab)
+    dls.c_in, dls.c_out = len(x0.getbands()) if hasattr(x0, "getbands") else int(x0.shape[0]), len(dls.vocab)
+    dls.meta = {"dataset": "images", "source": str(sd.train.x.path), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                "pixel_scale": 255.0, "size": size, "classes": dls.vocab}  # fmt: skip
+    return dls
+
+
+def show_image(img: Any, ax: Any = None, title: str | None = None, path: str | Path | None = None) -> Any:
+    """Draw one image (PIL, or a (C, H, W) / (H, W) tensor) without axes; a Figure when `ax` is None."""
+    fig = None
+    if ax is None:
+        fig = new_figure(3, 3)
+        ax = fig.add_subplot()
+    if isinstance(img, torch.Tensor):
+        img = img.detach().cpu()
+        img = img.permute(1, 2, 0) if img.ndim == 3 else img
+        img = img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img
+        img = img.numpy()
+    ax.imshow(img, cmap="gray" if getattr(img, "ndim", 3) == 2 else None)
+    ax.set_axis_off()
+    if title is not None:
+        ax.set_title(title, fontsize=8)
+    return save_figure(fig, path) if fig is not None else ax
+
+
+def show_batch(dls: DataLoaders, n: int = 16, ncols: int = 8, path: str | Path | None = None) -> Any:
+    """A grid of the first training batch's images with their class names (PNG at `path`)."""
+    xb, yb = dls.train.one_batch()
+    n = min(n, len(xb))
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig = new_figure(1.6 * ncols, 1.8 * nrows)
+    vocab = getattr(dls, "vocab", None)
+    for i in range(n):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        label = vocab[int(yb[i])] if vocab else str(int(yb[i]))
+        show_image(xb[i] if xb.dtype == torch.uint8 else xb[i].clamp(0, 1), ax=ax, title=label)
+    return save_figure(fig, path)
