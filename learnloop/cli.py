@@ -10,7 +10,7 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import torch
 
@@ -18,18 +18,19 @@ from . import distributed
 from .callbacks.checkpoint import Checkpoint
 from .callbacks.precision import GradientClip, MixedPrecision
 from .checkpoint import load_checkpoint, save_model
-from .data import DataLoaders
-from .datasets import PRETTY, DataNotFoundError, ImageData, fashion_mnist, mnist, mnist_dataloaders, normalize
+from .data import ArrayDataset, DataLoaders
+from .datasets import FILES, PRETTY, DataNotFoundError, cifar10, fashion_mnist, mnist, mnist_dataloaders, normalize
 from .diagnostics import init_report, matmul_experiment, sqrt5_net
 from .events import Callback
 from .init import init_model, kaiming_uniform_
-from .layers import cnn, mlp
+from .layers import cnn, cnn_layers, mlp
 from .learner import Learner
 from .loop import BaseLearner
 from .metrics import accuracy
 from .serialize import CheckpointError, atomic_write
 from .utils import default_device, set_seed
 from .version import __version__
+from .vision import folder_dataloaders, get_files, image_extensions, show_batch
 
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -91,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     train.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not)")
-    train.add_argument("--dataset", choices=["mnist", "fashion-mnist"], default="mnist", help="which dataset (checked against the files' checksums)")
+    train.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"], default="mnist",
+                       help="which dataset (MNIST's are checked against the files' checksums); a --data folder of images needs none")
+    train.add_argument("--size", type=_positive_int, default=None, help="image folders: resize every image to SIZE x SIZE")
+    train.add_argument("--workers", type=int, default=None, help="image folders: decoding processes (default: one per core but one)")
     train.add_argument("--epochs", type=_positive_int, default=3, help="number of epochs")
     train.add_argument("--bs", "--batch-size", dest="bs", type=_positive_int, default=64, help="batch size")
     train.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate (the peak, with one-cycle)")
@@ -118,12 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for action in train._actions:
-        if action.dest in ("data", "dataset", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
+        if action.dest in ("data", "dataset", "size", "workers", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
             find._add_action(action)
     find.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate of the sweep")
     find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
     find.add_argument("--num-it", type=_positive_int, default=100, help="number of mini-batches in the sweep")
     find.add_argument("--plot", default="lr_find.png", help="where to save the plot")
+    show = sub.add_parser(
+        "show-batch",
+        help="save a grid of training images with their labels",
+        description="Build the loaders `learnloop train` would (a folder of images, or MNIST) and save a grid of the first training batch with its labels.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for action in train._actions:
+        if action.dest in ("data", "dataset", "size", "workers", "bs", "seed", "model"):
+            show._add_action(action)
+    show.add_argument("--n", type=_positive_int, default=16, help="images in the grid")
+    show.add_argument("--out", default="batch.png", help="where to save the grid (PNG)")
     report = sub.add_parser(
         "init-report",
         help="the 'why sqrt(5)' experiment: PyTorch's default init versus Kaiming on MNIST",
@@ -183,7 +198,7 @@ class _RunFolder(Callback):
 
 
 # What --resume takes back from a run's config.json.
-_RUN_SETTINGS = ("data", "dataset", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
+_RUN_SETTINGS = ("data", "dataset", "size", "workers", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
                  "precision", "compile", "clip", "nproc")  # fmt: skip
 
 
@@ -202,12 +217,42 @@ def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
     return args, out
 
 
-def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, ImageData]:
+class _Data(NamedTuple):
+    """What a command trains on, for its messages: a name, the validation size, where from."""
+
+    name: str
+    n_valid: int
+    source: str
+
+
+def _image_folder(args: argparse.Namespace) -> Path | None:
+    """The folder of images to train on, or None for MNIST / Fashion-MNIST."""
+    if getattr(args, "dataset", "mnist") == "cifar10":
+        return cifar10(args.data, verbose=distributed.is_main())
+    if args.data is None or not Path(args.data).is_dir():
+        return None
+    folder = Path(args.data)
+    if any((d / f"{FILES[0]}{gz}").is_file() for d in (folder, folder / args.dataset) for gz in (".gz", "")):
+        return None  # IDX files: the MNIST family
+    return folder if get_files(folder, image_extensions) else None
+
+
+def _data(args: argparse.Namespace) -> tuple[DataLoaders, torch.nn.Module, _Data]:
+    main_rank = distributed.is_main()
+    folder = _image_folder(args)
+    if folder is not None:
+        dls = folder_dataloaders(folder, args.bs, size=getattr(args, "size", None), seed=args.seed, num_workers=getattr(args, "workers", None), verbose=main_rank)
+        return dls, cnn_layers(dls.c_in, dls.c_out), _Data(folder.name, len(dls.valid.dataset), str(folder))
+    data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=main_rank)
+    dls = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
+    model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
+    return dls, model, _Data(PRETTY[data.name], len(data.x_test), data.source)
+
+
+def _learner(args: argparse.Namespace, progress: bool) -> tuple[Learner, _Data]:
     device = _device(args.device)
     set_seed(args.seed)
-    data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=distributed.is_main())
-    dls: DataLoaders = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)
-    model = mlp([784, args.hidden, 10]) if args.model == "mlp" else cnn(args.channels, 10)
+    dls, model, data = _data(args)
     lr = getattr(args, "lr", 1e-3)
     cbs: list[Callback] = []
     if getattr(args, "precision", "fp32") != "fp32":
@@ -268,7 +313,7 @@ def train(args: argparse.Namespace) -> int:
     learn.recorder.plot_loss(path=out / "loss.png")
     learn.recorder.plot_sched(path=out / "sched.png")
     acc = history[-1]["accuracy"]
-    print(f"final validation accuracy: {acc:.4f}  ({len(data.x_test):,} {PRETTY[data.name]} test images; run folder: {out})")
+    print(f"final validation accuracy: {acc:.4f}  ({data.n_valid:,} {data.name} validation images; run folder: {out})")
     return 0
 
 
@@ -281,6 +326,19 @@ def lr_find(args: argparse.Namespace) -> int:
         print(f"{name:>8}: {lr:.2e}")
     learn.plot_lr_find(path=args.plot)
     print(f"plot saved to {args.plot}")
+    return 0
+
+
+def show_batch_cmd(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist")
+    set_seed(args.seed)
+    dls, _, data = _data(argparse.Namespace(**{**vars(args), "model": "cnn", "hidden": 50, "channels": [8]}))
+    if isinstance(dls.train.dataset, ArrayDataset):  # MNIST: show the digits as images, with their names
+        dls.vocab = dls.meta.get("classes")
+    show_batch(dls, n=args.n, path=out)
+    print(f"saved {min(args.n, args.bs)} {data.name} images with their labels to {out}")
     return 0
 
 
@@ -362,7 +420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args, _ = _resumed(args)  # a run resumes on as many processes as it had
         if args.command == "train" and args.nproc > 1 and not distributed.launched():
             return _launch(args, argv)
-        return {"train": train, "lr-find": lr_find, "init-report": init_report_cmd}[args.command](args)
+        return {"train": train, "lr-find": lr_find, "show-batch": show_batch_cmd, "init-report": init_report_cmd}[args.command](args)
     except UsageError as e:
         print(f"learnloop: error: {e}", file=sys.stderr)
         return 2

@@ -174,3 +174,21 @@ def test_train_on_two_processes(mnist_dir, tmp_path):
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 1 and history[0]["accuracy"] > 0.85  # a global batch of 512: fewer steps than one process of 256
     assert json.loads((out / "config.json").read_text())["nproc"] == 2
+
+
+def test_train_and_show_batch_on_a_folder_of_images(tmp_path, capsys):
+    from PIL import Image
+
+    for split, n in (("train", 12), ("valid", 4)):
+        for cls, color in (("red", (230, 20, 20)), ("blue", (20, 20, 230))):
+            (tmp_path / "imgs" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (20, 14), color).save(tmp_path / "imgs" / split / cls / f"{i}.png")
+    args = ["--data", str(tmp_path / "imgs"), "--size", "16", "--workers", "0", "--bs", "8"]
+    assert main(["train", *args, "--epochs", "2", "--lr", "0.05", "--quiet", "--out", str(tmp_path / "run")]) == 0
+    captured = capsys.readouterr()
+    assert "32 images in" in captured.err and "2 classes (blue, red); 24 train, 8 valid (train/ and valid/ folders)" in captured.err
+    assert "8 imgs validation images" in captured.out
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["data_meta"]["classes"] == ["blue", "red"]
+    assert main(["show-batch", *args, "--out", str(tmp_path / "grid.png")]) == 0
+    assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"

@@ -23,6 +23,7 @@ from .blocks import (
     regex_labeler,
 )
 from .files import get_files, image_extensions
+from .folders import folder_dataloaders
 from .loaders import ImageDataset, default_workers, show_batch, show_image, to_dataloaders
 from .transforms import FloatNormalize, ResizeFixed, collate_images, to_byte_tensor, to_float_tensor
 
@@ -38,6 +39,7 @@ __all__ = [
     "collate_images",
     "compose",
     "default_workers",
+    "folder_dataloaders",
     "func_splitter",
     "get_files",
     "grandparent_splitter",

@@ -53,7 +53,9 @@ def _channel_stats(ds: ImageDataset, n: int, seed: int) -> tuple[list[float], li
     idxs = torch.randperm(len(ds), generator=g)[: min(n, len(ds))].tolist()
     xb, _ = ds.__getitems__(idxs)
     x = xb.float().div_(255).transpose(0, 1).reshape(xb.shape[1], -1)
-    return x.mean(1).tolist(), x.std(1).tolist()
+    std = x.std(1)
+    # A channel that never varies in the sample (a flat colour) has no scale to divide by: keep it as is.
+    return x.mean(1).tolist(), torch.where(std < 1e-3, torch.ones_like(std), std).tolist()
 
 
 def to_dataloaders(
@@ -122,6 +124,9 @@ def show_image(img: Any, ax: Any = None, title: str | None = None, path: str | P
 def show_batch(dls: DataLoaders, n: int = 16, ncols: int = 8, path: str | Path | None = None) -> Any:
     """A grid of the first training batch's images with their class names (PNG at `path`)."""
     xb, yb = dls.train.one_batch()
+    meta = getattr(dls, "meta", {})
+    if xb.is_floating_point() and isinstance(meta.get("mean"), float):  # tensors normalised in memory (MNIST): undo it
+        xb = (xb * meta["std"] + meta["mean"]).reshape(len(xb), 1, *meta.get("input_shape", [28, 28])[-2:])
     n = min(n, len(xb))
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
