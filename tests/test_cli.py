@@ -146,7 +146,7 @@ def test_cli_refuses_the_wrong_dataset_and_names_the_one_it_trains_on(mnist_dir,
     args = ["train", "--data", str(fashion_dir), "--dataset", "fashion-mnist", "--model", "mlp", "--epochs", "1", "--bs", "512", "--quiet"]
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     captured = capsys.readouterr()
-    assert "Fashion-MNIST images from" in captured.err and "Fashion-MNIST test images" in captured.out
+    assert "Fashion-MNIST images from" in captured.err and "Fashion-MNIST validation images" in captured.out
     config = json.loads((tmp_path / "b" / "config.json").read_text())
     assert config["dataset"] == "fashion-mnist" and config["data_meta"]["classes"][-1] == "Ankle boot"
 
