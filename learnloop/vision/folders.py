@@ -21,7 +21,8 @@ def folder_dataloaders(path: str | Path, batch_size: int = 64, size: int | None 
     il = ImageList.from_files(path)
     layout = {Path(p).parent.parent.name for p in il.items}
     if "train" in layout and layout & {"valid", "val", "test"}:
-        sd, how = SplitData.split_by_func(il, grandparent_splitter()), "train/ and valid/ folders"
+        held_out = sorted(layout & {"valid", "val", "test"})[0]
+        sd, how = SplitData.split_by_func(il, grandparent_splitter(held_out)), f"train/ and {held_out}/ folders"
     else:
         sd, how = SplitData.split_by_func(il, random_splitter(valid_pct, seed)), f"a random {valid_pct:.0%} held out"
     lsd = label_by_func(sd, parent_labeler)
