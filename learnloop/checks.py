@@ -24,6 +24,7 @@ __all__ = [
     "check_pct",
     "as_list",
     "loss_hint",
+    "check_loss_value",
 ]
 
 
@@ -33,11 +34,22 @@ def check_model(model: Any) -> None:
 
 
 def check_dls(dls: Any) -> None:
+    if isinstance(dls, (torch.Tensor, tuple, list)):
+        raise TypeError(
+            f"dls must be DataLoaders, got a {type(dls).__name__}; for tensors in memory use "
+            "ll.DataLoaders.from_tensors(x_train, y_train, x_valid, y_valid, batch_size=64)."
+        )
     if not hasattr(dls, "train"):
         raise TypeError(f"dls must be DataLoaders (with .train and .valid), got {type(dls).__name__}.")
+    for which in ("train", "valid"):
+        dl = getattr(dls, which, None)
+        if dl is not None and hasattr(dl, "__len__") and len(dl) == 0:
+            raise ValueError(f"The {which} DataLoader yields no batches (an empty dataset, or drop_last with too few items).")
 
 
 def check_loss_func(loss_func: Any) -> None:
+    if isinstance(loss_func, type):
+        raise TypeError(f"loss_func is the class {loss_func.__name__}; pass an instance, {loss_func.__name__}(), or a function.")
     if not callable(loss_func):
         raise TypeError(f"loss_func must be callable as loss_func(pred, target), got {loss_func!r}.")
 
@@ -105,3 +117,12 @@ def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
     except Exception as e:
         e.add_note(f"learnloop: the first loss of this run failed on {hint}")
         raise
+
+
+def check_loss_value(loss: Any, loss_func: Callable) -> None:
+    """The first loss of a run must be one number in a tensor, so that backward() can start from it."""
+    name = getattr(loss_func, "__name__", type(loss_func).__name__)
+    if not isinstance(loss, torch.Tensor):
+        raise TypeError(f"{name} returned a {type(loss).__name__}, not a tensor: return the loss as a torch tensor (no .item()), so gradients can flow.")
+    if loss.ndim != 0:
+        raise ValueError(f"{name} returned a tensor of shape {tuple(loss.shape)}, not one number: reduce it (e.g. .mean()) before returning.")

@@ -134,8 +134,7 @@ class Learner(FitRecipes, BaseLearner):
         checks.check_n_epochs(n_epochs)
         if lr is not None:
             checks.check_lr(lr)
-        if len(self.dls.train) == 0:
-            raise ValueError("The training DataLoader yields no batches (empty dataset, or drop_last with too few items).")
+        checks.check_dls(self.dls)
         extra = checks.as_list(cbs)
         if resume is not None and resume is not False:
             state, path = load_checkpoint(self._resume_path(resume))
@@ -177,6 +176,8 @@ class Learner(FitRecipes, BaseLearner):
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
             raise ValueError("No DataLoader to evaluate: dls.valid is None, so pass dl=...")
+        if hasattr(dl, "__len__") and len(dl) == 0:
+            raise ValueError("The DataLoader to evaluate yields no batches (an empty dataset?); there is nothing to measure.")
         return dl
 
     def validate(self, dl: Any = None, cbs: Iterable[Callback] | None = None) -> dict[str, float]:
@@ -201,6 +202,8 @@ class Learner(FitRecipes, BaseLearner):
 
     def infer(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Model outputs for raw inputs `x` (no targets), in eval mode, batched, returned on the CPU."""
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
         bs = batch_size or getattr(self.dls.valid or self.dls.train, "batch_size", None) or 256
         preds, _ = self.get_preds(DataLoader(ArrayDataset(x), batch_size=bs))
         return preds

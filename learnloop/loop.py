@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .checks import as_list, loss_hint
+from .checks import as_list, check_loss_value, loss_hint
 from .events import PHASES, Callback, CallbackList, phase_events
 
 __all__ = ["BaseLearner"]
@@ -172,6 +172,7 @@ class BaseLearner:
         else:
             with loss_hint(self.loss_func, self.pred, self.yb):
                 self.get_loss()
+            check_loss_value(self.loss, self.loss_func)
             self._loss_checked = True
         self.callbacks("after_loss")
         if self.training:

@@ -204,6 +204,9 @@ class Optimizer(torch.optim.Optimizer):
         for piece in [*self.stats, *self.steppers]:
             defaults.update(getattr(piece, "defaults", {}))
         defaults.update(hypers)
+        lr = defaults.get("lr")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
+            raise ValueError(f"lr must be a positive number, got {lr!r}.")
         super().__init__(params, defaults)
         for group in self.param_groups:
             for piece in [*self.stats, *self.steppers]:

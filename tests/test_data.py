@@ -201,7 +201,7 @@ def test_abandoned_pass_starts_a_new_epoch():
     it = iter(dl)
     next(it)
     assert dl.state_dict()["position"] == 1  # mid-pass: points at the next batch
-    assert len(list(dl)) == 4 and dl.state_dict() == {"epoch": 2, "position": 0, "sampler": {"epoch": 1, "seed": 1}}
+    assert len(list(dl)) == 4 and dl.state_dict() == {"epoch": 2, "position": 0, "batch_size": 5, "sampler": {"epoch": 1, "seed": 1}}
     for _ in dl:
         break  # a pass left with break: the loader moves on to the next epoch
     assert dl.state_dict()["epoch"] == 3 and dl.state_dict()["position"] == 0

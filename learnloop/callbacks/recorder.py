@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +109,12 @@ class Recorder(Callback):
     def after_validate(self, learn: BaseLearner) -> None:
         _, values = self._acc.read()
         self.last_valid = {"valid_loss": values.pop("loss"), **values}
+        if not math.isfinite(self.last_valid["valid_loss"]):
+            warnings.warn(
+                f"The validation loss is {self.last_valid['valid_loss']} (epoch {learn.epoch}): the model's outputs or the "
+                "validation inputs hold NaN or inf, so the metrics mean nothing.",
+                stacklevel=2,
+            )
         if hasattr(self, "_row"):
             self._row.update(self.last_valid)
 

@@ -34,8 +34,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as e:
         print(f"learnloop: error: {e}", file=sys.stderr)
         return 2
-    except DataNotFoundError as e:
-        print(f"learnloop: error: {e}", file=sys.stderr)
+    except (DataNotFoundError, ValueError, OSError) as e:  # a user's input or files: one line, no traceback
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"learnloop: error: {first}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("learnloop: interrupted", file=sys.stderr)

@@ -19,6 +19,10 @@ from .setup import make_data, make_learner
 
 
 def lr_find(args: argparse.Namespace) -> int:
+    if args.num_it < 2:
+        raise UsageError(f"--num-it must be at least 2 (a sweep needs two learning rates), got {args.num_it}")
+    if not Path(args.plot).parent.is_dir():
+        raise UsageError(f"--plot {args.plot}: the folder {Path(args.plot).parent} does not exist")
     if not args.start_lr < args.end_lr:
         raise UsageError(f"--start-lr ({args.start_lr}) must be below --end-lr ({args.end_lr})")
     learn, _ = make_learner(args, progress=True)

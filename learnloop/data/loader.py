@@ -191,13 +191,21 @@ class DataLoader:
 
         Taken during a pass, it points at the next batch of that pass; taken between passes, at
         the start of the next epoch."""
-        state = {"epoch": self.epoch, "position": self.position}
+        state = {"epoch": self.epoch, "position": self.position, "batch_size": self.batch_size}
         if hasattr(self.sampler, "state_dict"):
             state["sampler"] = self.sampler.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         """Make the next iteration continue at the saved epoch and position."""
+        missing = [k for k in ("epoch", "position") if k not in state]
+        if missing:
+            raise KeyError(f"DataLoader.load_state_dict: the state lacks {missing}; it was not made by DataLoader.state_dict().")
+        if state.get("batch_size") not in (None, self.batch_size):
+            raise ValueError(
+                f"This state was saved by a loader with batch_size={state['batch_size']}, but this one has batch_size={self.batch_size}: "
+                "its position would point at other samples. Resume with the same batch size."
+            )
         self._open = None  # any pass still open is superseded
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         if "sampler" in state and hasattr(self.sampler, "load_state_dict"):

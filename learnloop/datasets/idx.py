@@ -16,6 +16,7 @@ import sys
 import tempfile
 import urllib.request
 import warnings
+import zlib
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
@@ -95,7 +96,7 @@ def _read_bytes(path: Path) -> bytes:
     if data[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(data)
-        except (EOFError, OSError) as e:
+        except (EOFError, OSError, zlib.error) as e:
             raise ValueError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again.") from None
     return data
 
@@ -154,8 +155,11 @@ def identify(raws: dict[str, bytes]) -> str | None:
 
 def _load_folder(folder: Path, name: str) -> ImageData | None:
     paths = [_find(folder, stem) for stem in FILES]
-    if any(p is None for p in paths):
+    if all(p is None for p in paths):
         return None
+    missing = [stem for stem, p in zip(FILES, paths) if p is None]
+    if missing:
+        raise DataNotFoundError(f"{folder} has some {PRETTY[name]} files but not {', '.join(missing)} (.gz or not); add them, or point elsewhere.")
     raws = {stem: _read_bytes(p) for stem, p in zip(FILES, paths)}  # type: ignore[arg-type]
     found = identify(raws)
     if found is not None and found != name:
@@ -261,7 +265,10 @@ def _load(
         roots = [folder]
     else:
         if os.environ.get("LEARNLOOP_DATA"):
-            roots.append(Path(os.environ["LEARNLOOP_DATA"]).expanduser())
+            env = Path(os.environ["LEARNLOOP_DATA"]).expanduser()
+            if not env.is_dir():  # a place the user named must be used or fail, never skipped quietly
+                raise DataNotFoundError(f"LEARNLOOP_DATA={env} is not a folder; fix the variable or unset it.")
+            roots.append(env)
         roots.append(cache_dir())
         roots.extend(Path(p) for p in SYSTEM_DIRS.get(name, ()))
     for root in roots:
