@@ -57,9 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
-        help="train a small CNN on MNIST (the main job)",
+        help="train a small CNN on MNIST, Fashion-MNIST, CIFAR-10 or a folder of images (the main job)",
         description=(
-            "Train a small CNN (or MLP) on MNIST, print a progress bar, an epoch table and the final validation "
+            "Train a small CNN (or MLP) on MNIST (or Fashion-MNIST, CIFAR-10, or any folder of images with one "
+            "sub-folder per class, under train/ and valid/ or split at random), print a progress bar, an epoch table and the final validation "
             "accuracy, and write a run folder: config.json first, then history.csv/json, model.safetensors "
             "and a checkpoint after every epoch (so a killed run keeps what it finished and continues with "
             "--resume), loss.png and sched.png at the end. Data: --data DIR or $LEARNLOOP_DATA, else the user "
@@ -67,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    train.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not)")
+    train.add_argument("--data", metavar="DIR", help="folder with the four MNIST IDX files (.gz or not), or a folder of images")
     train.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10"], default="mnist",
                        help="which dataset (MNIST's are checked against the files' checksums); a --data folder of images needs none")
     train.add_argument("--size", type=_positive_int, default=None, help="image folders: resize every image to SIZE x SIZE")
