@@ -48,12 +48,18 @@ class Predictor:
         self.classes: list[str] | None = preprocess.get("classes")
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
-        """Raw inputs (e.g. uint8 pixels, one image or a batch) -> what the model was trained on."""
+        """Raw inputs -> what the model was trained on: uint8 pixels, one image or a batch; for
+        models trained on image folders, uint8 (N, C, H, W) tensors at the training size (e.g.
+        `to_byte_tensor(ResizeFixed(size)(img))`)."""
         p = self.preprocess
         x = torch.as_tensor(x)
         if "mean" in p:
-            x = (x.float() / p.get("pixel_scale", 1.0) - p["mean"]) / p["std"]
-        if "input_shape" in p:
+            mean, std = torch.as_tensor(p["mean"], dtype=torch.float32), torch.as_tensor(p["std"], dtype=torch.float32)
+            if mean.ndim:  # per channel, for image batches (N, C, H, W) or one image (C, H, W)
+                x = x if x.ndim == 4 else x[None]
+                mean, std = mean.view(1, -1, 1, 1), std.view(1, -1, 1, 1)
+            x = (x.float() / p.get("pixel_scale", 1.0) - mean) / std
+        if p.get("input_shape"):
             x = x.reshape(-1, *p["input_shape"])
         device = next(self.model.parameters(), torch.empty(0)).device
         return x.to(device)

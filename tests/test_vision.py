@@ -193,3 +193,17 @@ def test_cifar10_subset_trains_with_workers(cifar):
     learn = ll.Learner(cnn_layers(3, 10, nfs=(16, 32), stem=(8,)), dls, lr=0.05, metrics=[ll.accuracy], progress=False)
     learn.fit_one_cycle(2)
     assert learn.recorder.history[-1]["accuracy"] > 0.15  # better than chance (0.1) after 2 short epochs
+
+
+def test_export_of_an_image_folder_model_predicts_from_uint8_images(folder, tmp_path):
+    il = ImageList.from_files(folder)
+    lsd = label_by_func(SplitData.split_by_func(il, grandparent_splitter(valid_name="valid")), parent_labeler)
+    dls = lsd.to_dataloaders(batch_size=4, size=8, num_workers=0, seed=0)
+    learn = ll.Learner(cnn_layers(3, 2, nfs=(8,), stem=(4,)), dls, lr=0.01, progress=False)
+    learn.fit(1)
+    learn.export(tmp_path / "e.safetensors")
+    expected, _ = learn.get_preds()
+    xb = torch.cat([b[0] for b in dls.valid])  # the uint8 batches the loader made
+    predictor = ll.load_learner(tmp_path / "e.safetensors")  # cnn_layers rebuilt from the file
+    labels, probs = predictor.predict(xb)
+    assert torch.allclose(probs, expected.softmax(1), atol=1e-5) and set(labels) <= {"cat", "dog"}
