@@ -107,9 +107,10 @@ class Recorder(Callback):
         self._row.update(self._flush_logs())
 
     def after_validate(self, learn: BaseLearner) -> None:
+        counted = bool(self._acc.losses)  # a validation cancelled before its first batch has nothing to judge
         _, values = self._acc.read()
         self.last_valid = {"valid_loss": values.pop("loss"), **values}
-        if not math.isfinite(self.last_valid["valid_loss"]):
+        if counted and not math.isfinite(self.last_valid["valid_loss"]):
             warnings.warn(
                 f"The validation loss is {self.last_valid['valid_loss']} (epoch {learn.epoch}): the model's outputs or the "
                 "validation inputs hold NaN or inf, so the metrics mean nothing.",

@@ -21,7 +21,7 @@ from .hypers import set_hyper
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["LRFinder", "LRFindResult", "SUGGESTIONS", "Snapshot", "plot_lr_find", "suggest"]
+__all__ = ["LRFinder", "LRFindResult", "SUGGESTIONS", "Snapshot", "plot_lr_find", "suggest", "useful_stretch"]
 
 
 class LRFinder(Callback):
@@ -76,30 +76,43 @@ class LRFinder(Callback):
 # ---- suggestions: each maps (lrs, smoothed losses) to one learning rate ----------------------
 
 
+def useful_stretch(losses: Sequence[float]) -> tuple[int, int]:
+    """(start, best): the part of a sweep worth choosing from. It starts after the smoothing
+    warm-up (the first tenth of the points, where the running average is still settling and
+    slopes are noise) and ends at the lowest loss (past it the loss climbs towards divergence)."""
+    best = min(range(len(losses)), key=losses.__getitem__)
+    warm = max(1, len(losses) // 10)
+    return (warm if warm < best else 0), best
+
+
 def suggest_minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
-    """A tenth of the lr with the lowest loss: the lowest loss is already on the edge of diverging."""
-    return lrs[min(range(len(losses)), key=losses.__getitem__)] / 10
+    """A tenth of the lr with the lowest loss (the lowest loss is already on the edge of
+    diverging), but not below the useful stretch."""
+    start, best = useful_stretch(losses)
+    return max(lrs[best] / 10, lrs[start])
 
 
 def suggest_steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
-    """The lr where the loss falls fastest per unit of log(lr)."""
+    """The lr where the loss falls fastest per unit of log(lr), within the useful stretch."""
+    start, best = useful_stretch(losses)
+    if best - start < 2:
+        return lrs[start]
     logs = [math.log(lr) for lr in lrs]
-    slopes = [(losses[i + 1] - losses[i]) / (logs[i + 1] - logs[i]) for i in range(len(lrs) - 1)]
-    i = min(range(len(slopes)), key=slopes.__getitem__)
+    i = min(range(start, best), key=lambda i: (losses[i + 1] - losses[i]) / (logs[i + 1] - logs[i]))
     return lrs[i]
 
 
 def suggest_valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """The middle of the downhill stretch, in log(lr).
 
-    The stretch runs from where the loss has fallen a tenth of the way from its start to its
-    minimum (the flat start is over) to the minimum (past which it climbs). Its middle is well
-    inside the region where training makes fast progress, yet far from the blow-up.
+    The stretch runs from where the loss has fallen a tenth of the way from its value after the
+    warm-up to its minimum (the flat start is over) to the minimum (past which it climbs). Its
+    middle is well inside the region where training makes fast progress, yet far from the blow-up.
     """
-    best = min(range(len(losses)), key=losses.__getitem__)
-    threshold = losses[0] - 0.1 * (losses[0] - losses[best])
-    start = next(i for i in range(best + 1) if losses[i] <= threshold)
-    return lrs[(start + best) // 2]
+    start, best = useful_stretch(losses)
+    threshold = losses[start] - 0.1 * (losses[start] - losses[best])
+    down = next(i for i in range(start, best + 1) if losses[i] <= threshold)
+    return lrs[(down + best) // 2]
 
 
 SUGGESTIONS = {"valley": suggest_valley, "steep": suggest_steep, "minimum": suggest_minimum}
