@@ -167,3 +167,36 @@ def test_gradient_accumulation_equals_a_bigger_batch():
     assert len(learn.recorder.losses) == 32  # every micro-batch's (unscaled) loss is recorded
     with pytest.raises(ValueError, match="positive int"):
         ll.GradientAccumulation(0)
+
+
+def test_csv_and_json_lines_loggers_write_each_epoch_and_append_on_resume(tmp_path):
+    import csv
+    import json
+
+    def make(cbs):
+        ll.set_seed(0)
+        return ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=8, bs=2), metrics=[ll.accuracy], progress=False, cbs=cbs)
+
+    class Stop(ll.Callback):
+        order = 200  # after the loggers and the checkpoint have seen epoch 1 end
+
+        def after_epoch(self, learn):
+            if learn.epoch == 1:
+                raise KeyboardInterrupt
+
+    csv_path, jl_path = tmp_path / "h.csv", tmp_path / "h.jsonl"
+    learn = make([ll.CSVLogger(csv_path), ll.JSONLinesLogger(jl_path, every_n_steps=2), ll.Checkpoint(dir=tmp_path / "ck")])
+    with pytest.raises(KeyboardInterrupt):
+        learn.fit(3, cbs=[Stop()])
+    rows = list(csv.DictReader(open(csv_path)))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]  # flushed as each epoch ended
+    resumed = make([ll.CSVLogger(csv_path), ll.JSONLinesLogger(jl_path, every_n_steps=2), ll.Checkpoint(dir=tmp_path / "ck")])
+    resumed.fit(3, resume=tmp_path / "ck")
+    rows = list(csv.DictReader(open(csv_path)))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert float(rows[2]["accuracy"]) == pytest.approx(resumed.recorder.history[2]["accuracy"])
+    records = [json.loads(line) for line in open(jl_path)]
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [0, 1, 2]
+    assert [r["step"] for r in records if r["type"] == "step"] == [2, 4, 6, 8, 10, 12]  # 4 steps an epoch
+    make([ll.CSVLogger(csv_path)]).fit(1)  # a new fit starts the file again
+    assert len(list(csv.DictReader(open(csv_path)))) == 1

@@ -22,6 +22,7 @@ from .compile import CompileModel
 from .device import DeviceCallback
 from .distributed import DistributedTrainer
 from .guards import NonFiniteCheck, NonFiniteLossError
+from .loggers import CSVLogger, JSONLinesLogger
 from .precision import GradientClip, MixedPrecision
 from .progress import ProgressBar
 from .recorder import Recorder
@@ -34,6 +35,7 @@ __all__ = [
     "ActivationStats",
     "EVENTS",
     "BatchTransform",
+    "CSVLogger",
     "Checkpoint",
     "CompileModel",
     "Callback",
@@ -49,6 +51,7 @@ __all__ = [
     "EarlyStopping",
     "GradientAccumulation",
     "GradientClip",
+    "JSONLinesLogger",
     "LRFinder",
     "MixedPrecision",
     "NonFiniteCheck",
