@@ -150,7 +150,7 @@ class Accumulator:
         what one process would over the whole data. (Other metric objects, such as torchmetrics',
         synchronise themselves in `compute()`.)"""
         names = [metric_name(m) for m in self.metrics]
-        device = self.losses[0].device if self.losses else (getattr(self, "device", None) or torch.device("cpu"))
+        device = self.losses[0].device if self.losses else (self.device or torch.device("cpu"))
         losses = torch.stack(self.losses).float() if self.losses else torch.zeros(0, device=device)
         sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=device)
         sums = [(losses * sizes).sum(), sizes.sum()]

@@ -64,6 +64,7 @@ class DistributedTrainer(Callback):
     def __init__(self, backend: str | None = None, sync_bn: bool = False, timeout: float = 600.0, find_unused_parameters: bool = False):
         self.backend, self.sync_bn, self.timeout, self.find_unused = backend, sync_bn, timeout, find_unused_parameters
         self._no_sync: Any = None
+        self._device: torch.device | None = None  # set once the group, device and shards exist
 
     def before_fit(self, learn: BaseLearner) -> None:
         device = self._setup(learn)
@@ -80,8 +81,10 @@ class DistributedTrainer(Callback):
         self._setup(learn)  # validate() / get_preds() outside a fit shard too (no DDP needed without gradients)
 
     def _setup(self, learn: BaseLearner) -> torch.device:
-        """Process group, device and shards, each made once, whichever event comes first; the
-        device this rank trains on."""
+        """Process group, device and shards, made once, whichever event comes first; the device
+        this rank trains on."""
+        if self._device is not None:
+            return self._device
         if not dist.is_initialized():
             if not distributed.launched():
                 raise RuntimeError("DistributedTrainer needs several processes: start the script with torchrun --nproc_per_node N (or learnloop train --nproc N).")
@@ -98,6 +101,7 @@ class DistributedTrainer(Callback):
         if learn.dls.valid is not None:
             _shard(learn.dls.valid, "validation", training=False)
         learn.callbacks.refresh()  # rank-0-only callbacks fall silent on the other ranks
+        self._device = device
         return device
 
     def _unwrap(self, learn: BaseLearner) -> None:

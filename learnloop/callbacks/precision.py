@@ -143,14 +143,13 @@ class GradientClip(Callback):
         self.max_norm, self.norm_type, self.clip_value = max_norm, norm_type, clip_value
 
     def before_step(self, learn: BaseLearner) -> None:
-        grads = _grads(learn)
-        if not grads:
+        params = [p for p in learn.model.parameters() if p.grad is not None]
+        if not params:
             return
-        norm = torch.nn.utils.get_total_norm(grads, norm_type=self.norm_type)
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=self.norm_type)
         recorder = learn.__dict__.get("recorder")
         if recorder is not None:
             recorder.log("grad_norm", norm)
-        params = [p for p in learn.model.parameters() if p.grad is not None]
         if self.clip_value is not None:
             torch.nn.utils.clip_grad_value_(params, self.clip_value)
         else:

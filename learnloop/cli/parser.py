@@ -50,6 +50,13 @@ def _channels(s: str) -> list[int]:
     return chans
 
 
+def _share(source: argparse.ArgumentParser, target: argparse.ArgumentParser, dests: tuple[str, ...]) -> None:
+    """Give `target` the same options as `source` for these destinations (one definition each)."""
+    for action in source._actions:
+        if action.dest in dests:
+            target._add_action(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="learnloop", description="learnloop: train PyTorch models with an event-driven Learner.")
     parser.add_argument("--version", action="version", version=f"learnloop {__version__}")
@@ -98,9 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the LR finder on the same model and data as `learnloop train`, print the suggested learning rates and save the plot.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for action in train._actions:
-        if action.dest in ("data", "dataset", "size", "workers", "bs", "opt", "model", "channels", "hidden", "device", "seed"):
-            find._add_action(action)
+    _share(train, find, ("data", "dataset", "size", "workers", "bs", "opt", "model", "channels", "hidden", "device", "seed"))
     find.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate of the sweep")
     find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
     find.add_argument("--num-it", type=_positive_int, default=100, help="number of mini-batches in the sweep")
@@ -111,9 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the loaders `learnloop train` would (a folder of images, or MNIST) and save a grid of the first training batch with its labels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for action in train._actions:
-        if action.dest in ("data", "dataset", "size", "workers", "bs", "seed", "model"):
-            show._add_action(action)
+    _share(train, show, ("data", "dataset", "size", "workers", "bs", "seed", "model"))
     show.add_argument("--n", type=_positive_int, default=16, help="images in the grid")
     show.add_argument("--out", default="batch.png", help="where to save the grid (PNG)")
     report = sub.add_parser(

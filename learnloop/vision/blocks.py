@@ -19,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .files import get_files, image_extensions
 from .loaders import to_dataloaders
+from .transforms import compose
 
 __all__ = [
     "ItemList",
@@ -34,13 +35,6 @@ __all__ = [
     "label_by_func",
     "compose",
 ]
-
-
-def compose(x: Any, tfms: Sequence[Callable] | None) -> Any:
-    """Apply `tfms` in increasing `order` (the lesson's `_order`; 0 when absent)."""
-    for t in sorted(tfms or [], key=lambda t: getattr(t, "order", getattr(t, "_order", 0))):
-        x = t(x)
-    return x
 
 
 class ItemList:

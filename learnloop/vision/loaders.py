@@ -10,7 +10,7 @@ import torch
 
 from ..data import DataLoader, DataLoaders, collate
 from ..plots import new_figure, save_figure
-from .transforms import FloatNormalize, ResizeFixed, collate_images
+from .transforms import FloatNormalize, ResizeFixed, collate_images, compose
 
 __all__ = ["ImageDataset", "to_dataloaders", "default_workers", "show_batch", "show_image"]
 
@@ -20,26 +20,19 @@ def default_workers() -> int:
     return min(4, max(0, (os.cpu_count() or 1) - 1))
 
 
-def _compose(x: Any, tfms: Sequence[Callable]) -> Any:
-    for t in tfms:
-        x = t(x)
-    return x
-
-
 class ImageDataset:
     """A `LabeledData` side as a dataset: item i is (its image after `tfms`, its class); a batch
     of images is collated into one uint8 tensor."""
 
     def __init__(self, ld: Any, tfms: Sequence[Callable] = ()):
-        self.ld = ld
-        self.tfms = sorted(tfms, key=lambda t: getattr(t, "order", getattr(t, "_order", 0)))
+        self.ld, self.tfms = ld, list(tfms)
 
     def __len__(self) -> int:
         return len(self.ld)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
         x = self.ld.x
-        return _compose(x.get(x.items[i]), self.tfms), self.ld.y[i]
+        return compose(x.get(x.items[i]), self.tfms), self.ld.y[i]
 
     def __getitems__(self, idxs: Sequence[int]) -> Any:
         samples = [self[i] for i in idxs]

@@ -8,13 +8,20 @@ one uint8 tensor and becomes float, normalised, on the training device (`FloatNo
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["ResizeFixed", "to_byte_tensor", "to_float_tensor", "collate_images", "FloatNormalize"]
+__all__ = ["compose", "ResizeFixed", "to_byte_tensor", "to_float_tensor", "collate_images", "FloatNormalize"]
+
+
+def compose(x: Any, tfms: Sequence[Callable] | None) -> Any:
+    """Apply `tfms` in increasing `order` (the lesson's `_order`; 0 when absent)."""
+    for t in sorted(tfms or [], key=lambda t: getattr(t, "order", getattr(t, "_order", 0))):
+        x = t(x)
+    return x
 
 
 class ResizeFixed:
