@@ -23,6 +23,7 @@ from .device import DeviceCallback
 from .distributed import DistributedTrainer
 from .guards import NonFiniteCheck, NonFiniteLossError
 from .loggers import CSVLogger, JSONLinesLogger
+from .mixup import CutMix, MixUp
 from .precision import GradientClip, MixedPrecision
 from .progress import ProgressBar
 from .recorder import Recorder
@@ -38,6 +39,7 @@ __all__ = [
     "CSVLogger",
     "Checkpoint",
     "CompileModel",
+    "CutMix",
     "Callback",
     "CancelBackwardException",
     "CancelBatchException",
@@ -54,6 +56,7 @@ __all__ = [
     "JSONLinesLogger",
     "LRFinder",
     "MixedPrecision",
+    "MixUp",
     "NonFiniteCheck",
     "NonFiniteLossError",
     "ParamScheduler",

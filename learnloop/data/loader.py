@@ -132,8 +132,7 @@ class DataLoader:
             self._abandon()  # a new pass while another is still open: that one is over, as with torch
         token = self._open = object()
         epoch, start = self.epoch, self.position
-        if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(epoch)
+        self._set_epoch(epoch)
         completed = False
         try:
             for i, batch in enumerate(self._fetch_from(start), start + 1):
@@ -148,6 +147,12 @@ class DataLoader:
                     self.epoch, self.position = epoch + 1, 0
                 else:
                     self._abandon()
+
+    def _set_epoch(self, epoch: int) -> None:
+        if hasattr(self.batch_sampler, "set_epoch"):
+            self.batch_sampler.set_epoch(epoch)
+        if hasattr(self.dataset, "set_epoch"):  # datasets with random augmentations: draws per (seed, epoch, item)
+            self.dataset.set_epoch(epoch, getattr(self.sampler, "seed", None))
 
     def _abandon(self) -> None:
         # A pass left mid-epoch (a break, a cancelled training phase) ends that epoch: the next
@@ -183,6 +188,7 @@ class DataLoader:
         """The first batch of the current epoch, without moving the loader's position."""
         if len(self) == 0:
             raise ValueError("one_batch: this DataLoader yields no batches (empty dataset, or drop_last with too few items).")
+        self._set_epoch(self.epoch)
         idx = next(iter(self._batches(0)))
         return fetch(self.dataset, idx, self.collate_fn)
 

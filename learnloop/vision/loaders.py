@@ -1,18 +1,18 @@
-"""From labelled image lists to `DataLoaders`, and a look at a batch."""
+"""From labelled image lists to `DataLoaders`."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import random
 from typing import Any, Callable, Sequence
 
 import torch
 
 from ..data import DataLoader, DataLoaders, collate
-from ..plots import new_figure, save_figure
+from .augment import split_tfms
 from .transforms import FloatNormalize, ResizeFixed, collate_images, compose
 
-__all__ = ["ImageDataset", "to_dataloaders", "default_workers", "show_batch", "show_image"]
+__all__ = ["ImageDataset", "to_dataloaders", "default_workers"]
 
 
 def default_workers() -> int:
@@ -22,17 +22,35 @@ def default_workers() -> int:
 
 class ImageDataset:
     """A `LabeledData` side as a dataset: item i is (its image after `tfms`, its class); a batch
-    of images is collated into one uint8 tensor."""
+    of images is collated into one uint8 tensor.
 
-    def __init__(self, ld: Any, tfms: Sequence[Callable] = ()):
-        self.ld, self.tfms = ld, list(tfms)
+    Random transforms draw from a generator seeded by (seed, epoch, i): the loader sets the
+    epoch (`set_epoch`), so augmentations repeat exactly on a resumed run and do not depend on
+    how many workers decode. A validation dataset (`train=False`) swaps each random transform
+    for its `valid_tfm()`.
+    """
+
+    def __init__(self, ld: Any, tfms: Sequence[Callable] = (), train: bool = True, seed: int = 0):
+        self.ld, self.train, self.seed, self.epoch = ld, train, seed, 0
+        self.tfms = split_tfms(list(tfms), train)
+        self._random = any(getattr(t, "is_random", False) for t in self.tfms)
+
+    def set_epoch(self, epoch: int, seed: int | None = None) -> None:
+        """Called by the loader before each pass: the epoch (and sampler seed) random draws use."""
+        self.epoch = epoch
+        if seed is not None:
+            self.seed = seed
+
+    def rng(self, i: int) -> random.Random | None:
+        """The generator item i's random transforms use in this epoch (None when none are random)."""
+        return random.Random((self.seed * 1_000_003 + self.epoch) * 4_294_967_296 + i) if self._random else None
 
     def __len__(self) -> int:
         return len(self.ld)
 
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
         x = self.ld.x
-        return compose(x.get(x.items[i]), self.tfms), self.ld.y[i]
+        return compose(x.get(x.items[i]), self.tfms, self.rng(i)), self.ld.y[i]
 
     def __getitems__(self, idxs: Sequence[int]) -> Any:
         samples = [self[i] for i in idxs]
@@ -78,7 +96,7 @@ def to_dataloaders(
         tfms.append(ResizeFixed(size))
         for side in (sd.train, sd.valid):
             side.x.draft = (size, size)
-    train, valid = ImageDataset(sd.train, tfms), ImageDataset(sd.valid, tfms)
+    train, valid = ImageDataset(sd.train, tfms, train=True), ImageDataset(sd.valid, tfms, train=False)
     if mean is None or std is None:
         m, s = _channel_stats(train, stats_sample, 0 if seed is None else seed)
         mean, std = mean or m, std or s
@@ -94,39 +112,3 @@ def to_dataloaders(
     dls.meta = {"dataset": "images", "source": str(sd.train.x.path), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
                 "pixel_scale": 255.0, "size": size, "classes": dls.vocab}  # fmt: skip
     return dls
-
-
-def show_image(img: Any, ax: Any = None, title: str | None = None, path: str | Path | None = None) -> Any:
-    """Draw one image (PIL, or a (C, H, W) / (H, W) tensor) without axes; a Figure when `ax` is None."""
-    fig = None
-    if ax is None:
-        fig = new_figure(3, 3)
-        ax = fig.add_subplot()
-    if isinstance(img, torch.Tensor):
-        img = img.detach().cpu()
-        img = img.permute(1, 2, 0) if img.ndim == 3 else img
-        img = img.squeeze(-1) if img.ndim == 3 and img.shape[-1] == 1 else img
-        img = img.numpy()
-    ax.imshow(img, cmap="gray" if getattr(img, "ndim", 3) == 2 else None)
-    ax.set_axis_off()
-    if title is not None:
-        ax.set_title(title, fontsize=8)
-    return save_figure(fig, path) if fig is not None else ax
-
-
-def show_batch(dls: DataLoaders, n: int = 16, ncols: int = 8, path: str | Path | None = None) -> Any:
-    """A grid of the first training batch's images with their class names (PNG at `path`)."""
-    xb, yb = dls.train.one_batch()
-    meta = getattr(dls, "meta", {})
-    if xb.is_floating_point() and isinstance(meta.get("mean"), float):  # tensors normalised in memory (MNIST): undo it
-        xb = (xb * meta["std"] + meta["mean"]).reshape(len(xb), 1, *meta.get("input_shape", [28, 28])[-2:])
-    n = min(n, len(xb))
-    ncols = min(ncols, n)
-    nrows = -(-n // ncols)
-    fig = new_figure(1.6 * ncols, 1.8 * nrows)
-    vocab = getattr(dls, "vocab", None)
-    for i in range(n):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        label = vocab[int(yb[i])] if vocab else str(int(yb[i]))
-        show_image(xb[i] if xb.dtype == torch.uint8 else xb[i].clamp(0, 1), ax=ax, title=label)
-    return save_figure(fig, path)

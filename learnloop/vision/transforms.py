@@ -17,10 +17,11 @@ from PIL import Image
 __all__ = ["compose", "ResizeFixed", "to_byte_tensor", "to_float_tensor", "collate_images", "FloatNormalize"]
 
 
-def compose(x: Any, tfms: Sequence[Callable] | None) -> Any:
-    """Apply `tfms` in increasing `order` (the lesson's `_order`; 0 when absent)."""
+def compose(x: Any, tfms: Sequence[Callable] | None, rng: Any = None) -> Any:
+    """Apply `tfms` in increasing `order` (the lesson's `_order`; 0 when absent). Random
+    transforms (`is_random`) get `rng` (a `random.Random`; None: the global one)."""
     for t in sorted(tfms or [], key=lambda t: getattr(t, "order", getattr(t, "_order", 0))):
-        x = t(x)
+        x = t(x, rng) if getattr(t, "is_random", False) else t(x)
     return x
 
 
@@ -45,7 +46,7 @@ def to_byte_tensor(img: Image.Image) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())  # a copy: Pillow's buffer is read-only
 
 
 to_byte_tensor.order = 20  # type: ignore[attr-defined]
