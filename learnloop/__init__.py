@@ -21,6 +21,7 @@ from .callbacks import (
     ProgressBar,
     Recorder,
     SaveBest,
+    TensorBoardLogger,
 )
 from .callbacks.transforms import Normalize, Reshape
 from .checkpoint import load_model, save_model
@@ -153,6 +154,7 @@ __all__ = [
     "Recorder",
     "Reshape",
     "SaveBest",
+    "TensorBoardLogger",
     "SequentialSampler",
     "TorchScheduler",
     "accuracy",

@@ -17,9 +17,10 @@ from learnloop.layers import mlp
 
 def test_train_writes_a_complete_run_folder(mnist_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--data", str(mnist_dir), "--model", "mlp", "--epochs", "1", "--lr", "0.1", "--opt", "sgd", "--out", str(out)])
+    rc = main(["train", "--data", str(mnist_dir), "--model", "mlp", "--epochs", "1", "--lr", "0.1", "--opt", "sgd", "--out", str(out), "--tensorboard"])
     assert rc == 0
     printed = capsys.readouterr()
+    assert list((out / "tensorboard" / "run_000").glob("events.out.tfevents.*"))
     assert "final validation accuracy:" in printed.out and "epoch" in printed.out
     assert f"from {mnist_dir}" in printed.err  # says which data it used
     history = json.loads((out / "history.json").read_text())

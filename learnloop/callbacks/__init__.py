@@ -22,7 +22,7 @@ from .compile import CompileModel
 from .device import DeviceCallback
 from .distributed import DistributedTrainer
 from .guards import NonFiniteCheck, NonFiniteLossError
-from .loggers import CSVLogger, JSONLinesLogger
+from .loggers import CSVLogger, JSONLinesLogger, TensorBoardLogger
 from .mixup import CutMix, MixUp
 from .precision import GradientClip, MixedPrecision
 from .progress import ProgressBar
@@ -63,5 +63,6 @@ __all__ = [
     "ProgressBar",
     "Recorder",
     "SaveBest",
+    "TensorBoardLogger",
     "TorchScheduler",
 ]

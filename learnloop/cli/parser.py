@@ -97,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--clip", type=_positive_float, default=None, metavar="MAX_NORM", help="clip the gradients' total norm")
     train.add_argument("--nproc", type=_positive_int, default=1, metavar="N", help="train on N local processes (torch.distributed, launched for you)")
     train.add_argument("--save-every", type=_positive_int, default=None, metavar="N", help="also checkpoint every N training steps")
+    train.add_argument("--tensorboard", action="store_true", help="also log to TensorBoard in RUN/tensorboard (tensorboard --logdir RUN)")
     train.add_argument("--resume", metavar="RUN_FOLDER", default=None, help="continue the run in RUN_FOLDER with its saved configuration")
 
     find = sub.add_parser(

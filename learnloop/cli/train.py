@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
 import json
 import sys
 from pathlib import Path
@@ -15,6 +13,7 @@ import torch
 
 from .. import distributed
 from ..callbacks.checkpoint import Checkpoint
+from ..callbacks.loggers import CSVLogger, TensorBoardLogger
 from ..checkpoint import load_checkpoint, save_model
 from ..events import Callback
 from ..loop import BaseLearner
@@ -24,18 +23,9 @@ from .parser import UsageError
 from .setup import make_learner
 
 
-def _write_history(out: Path, history: list[dict]) -> None:
-    atomic_write(out / "history.json", lambda f: f.write(json.dumps(history, indent=2).encode()))
-    if history:
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-        atomic_write(out / "history.csv", lambda f: f.write(text.getvalue().encode()))
-
-
 class _RunFolder(Callback):
-    """Keeps the run folder current: history and weights after every epoch, each written whole."""
+    """Keeps the run folder current: history.json and weights after every epoch, each written
+    whole (history.csv comes from a CSVLogger, which appends when the run resumes)."""
 
     order = 96  # after the Recorder (50) has written the epoch's row
     rank_zero_only = True
@@ -44,13 +34,14 @@ class _RunFolder(Callback):
         self.out = out
 
     def after_epoch(self, learn: BaseLearner) -> None:
-        _write_history(self.out, learn.recorder.history)
+        history = learn.recorder.history
+        atomic_write(self.out / "history.json", lambda f: f.write(json.dumps(history, indent=2).encode()))
         save_model(learn.model, self.out / "model.safetensors")
 
 
 # What --resume takes back from a run's config.json.
 _RUN_SETTINGS = ("data", "dataset", "size", "workers", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
-                 "precision", "compile", "clip", "nproc")  # fmt: skip
+                 "precision", "compile", "clip", "nproc", "tensorboard")  # fmt: skip
 
 
 def resumed_args(args: argparse.Namespace) -> tuple[argparse.Namespace, Path]:
@@ -100,7 +91,9 @@ def train(args: argparse.Namespace) -> int:
         config.update(torch_version=torch.__version__, learnloop_version=__version__, n_params=sum(p.numel() for p in learn.model.parameters()))
         config.pop("command", None)
         atomic_write(out / "config.json", lambda f: f.write(json.dumps(config, indent=2).encode()))
-    cbs = [Checkpoint(every_n_steps=args.save_every, every_n_epochs=1, dir=checkpoints), _RunFolder(out)]
+    cbs = [Checkpoint(every_n_steps=args.save_every, every_n_epochs=1, dir=checkpoints), _RunFolder(out), CSVLogger(out / "history.csv")]
+    if args.tensorboard:
+        cbs.append(TensorBoardLogger(out / "tensorboard"))
     resume = checkpoints if args.resume else None
     try:
         if args.schedule == "one-cycle":
