@@ -1,6 +1,6 @@
 """learnloop: a small, fast, readable PyTorch training library built from the foundations."""
 
-from . import datasets, diagnostics, hooks, init, layers, losses, norm, optim, schedule, vision
+from . import datasets, diagnostics, gan, hooks, init, layers, losses, norm, optim, schedule, vision
 from .callbacks import (
     ActivationStats,
     BatchTransform,
@@ -47,6 +47,7 @@ from .events import (
     CancelValidException,
 )
 from .export import Predictor, load_learner
+from .gan import GANLearner, GANTrainer
 from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
 from .layers import GeneralRelu, cnn_layers
@@ -101,6 +102,7 @@ __all__ = [
     # submodules
     "datasets",
     "diagnostics",
+    "gan",
     "hooks",
     "init",
     "layers",
@@ -134,6 +136,8 @@ __all__ = [
     "DistributedTrainer",
     "EarlyStopping",
     "EVENTS",
+    "GANLearner",
+    "GANTrainer",
     "GeneralRelu",
     "GradientAccumulation",
     "GradientClip",
