@@ -1,7 +1,14 @@
-"""The two steps every plot in learnloop shares: a new figure, and saving it when asked."""
+"""The two steps every plot in learnloop shares: a new figure, and saving it when asked.
+
+Figures are made through pyplot, so `plt.show()` shows them and a notebook draws each one once
+at the end of the cell, wherever in the cell the plot was made. A figure saved to a file by a
+script (a non-interactive backend such as Agg) is released from pyplot, so a run that plots every
+epoch does not pile figures up; the returned Figure stays usable.
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,15 +18,44 @@ if TYPE_CHECKING:
 __all__ = ["new_figure", "save_figure"]
 
 
-def new_figure(width: float, height: float) -> "Figure":
-    """A figure with tight layout, made without pyplot so plotting never needs a display."""
+@functools.cache
+def _figure_class() -> type:
     from matplotlib.figure import Figure  # matplotlib loads only when someone plots
 
-    return Figure(figsize=(width, height), layout="tight")
+    class LearnloopFigure(Figure):
+        """A Figure that a notebook shows once. While pyplot still holds it, the notebook's own
+        end-of-cell drawing shows it, so returning it from a cell's last line adds no copy;
+        once pyplot has let it go, displaying it (e.g. `display(fig)` later) draws it."""
+
+        def _ipython_display_(self) -> None:
+            import io
+
+            from IPython.display import Image, display
+            from matplotlib._pylab_helpers import Gcf
+
+            if any(m.canvas.figure is self for m in Gcf.get_all_fig_managers()):
+                return  # pyplot still holds it: the notebook draws it at the end of the cell
+            buf = io.BytesIO()
+            self.savefig(buf, format="png", dpi=100)
+            display(Image(buf.getvalue()))
+
+    return LearnloopFigure
+
+
+def new_figure(width: float, height: float) -> "Figure":
+    """A figure with tight layout, registered with pyplot (see the module docstring)."""
+    import matplotlib.pyplot as plt
+
+    return plt.figure(figsize=(width, height), layout="tight", FigureClass=_figure_class())
 
 
 def save_figure(fig: "Figure", path: str | Path | None) -> "Figure":
     """Save `fig` as an image at `path` (format from the suffix) when a path is given; return it."""
     if path is not None:
         fig.savefig(path, dpi=100)
+        import matplotlib
+        import matplotlib.pyplot as plt
+
+        if not matplotlib.is_interactive() and "agg" == matplotlib.get_backend().lower():
+            plt.close(fig)
     return fig

@@ -153,32 +153,53 @@ class Recorder(Callback):
 
     # ---- plots --------------------------------------------------------------------------------
 
-    def plot_loss(self, skip_start: int = 0, with_valid: bool = True, path: str | Path | None = None) -> "Figure":
-        """Training loss per batch (and validation loss per epoch); saved as PNG when `path` is given."""
+    def plot_loss(self, skip_start: int = 0, with_valid: bool = True, beta: float = 0.98, path: str | Path | None = None) -> "Figure":
+        """Training loss per batch, smoothed (an exponential moving average with weight `beta`,
+        debiased) over the raw curve drawn faint; validation loss per epoch; epochs marked."""
         fig = new_figure(6, 4)
         ax = fig.add_subplot()
-        ax.plot(range(skip_start, len(self.losses)), self.losses[skip_start:], label="train", lw=1)
-        if with_valid and self.history and self.losses:
+        xs = range(skip_start, len(self.losses))
+        raw = self.losses[skip_start:]
+        avg, smooth = 0.0, []
+        for i, v in enumerate(raw, 1):
+            avg = beta * avg + (1 - beta) * v
+            smooth.append(avg / (1 - beta**i))
+        ax.plot(xs, raw, color="C0", alpha=0.25, lw=0.8)
+        ax.plot(xs, smooth, color="C0", lw=1.5, label="train (smoothed)")
+        if self.history and self.losses:
             per_epoch = len(self.losses) / len(self.history)
-            xs = [(i + 1) * per_epoch for i in range(len(self.history))]
-            ax.plot(xs, [h.get("valid_loss", float("nan")) for h in self.history], "o-", label="valid")
-        ax.set(xlabel="batch", ylabel="loss", title="Loss")
+            ends = [(i + 1) * per_epoch for i in range(len(self.history))]
+            for x in ends[:-1]:
+                ax.axvline(x, color="0.85", lw=0.8, zorder=0)
+            if with_valid:
+                ax.plot(ends, [h.get("valid_loss", float("nan")) for h in self.history], "o-", color="C1", label="valid")
+        ax.set(xlabel="batch (grey lines: epochs)", ylabel="loss", title="Loss")
         ax.legend()
         return save_figure(fig, path)
 
     def plot_sched(self, keys: list[str] | None = None, path: str | Path | None = None) -> "Figure":
-        """Each recorded hyper-parameter per batch, one line per param group, and each logged
-        per-step value (e.g. 'grad_norm')."""
-        keys = keys or [*self.hps, *self.logs]
-        fig = new_figure(4 * max(1, len(keys)), 3.5)
+        """Each hyper-parameter that changed during training, per batch and param group, and each
+        logged per-step value (e.g. 'grad_norm'); constant hyper-parameters are listed in the title."""
+        hps = self.hps
+        if keys is None:
+            changing = [k for k, rows in hps.items() if any(r != rows[0] for r in rows)]
+            constant = {k: rows[0] for k, rows in hps.items() if k not in changing and rows}
+            keys = [*changing, *self.logs]
+        else:
+            constant = {}
+        n = max(1, len(keys))
+        fig = new_figure(4 * n, 3.5)
         for i, key in enumerate(keys):
-            ax = fig.add_subplot(1, max(1, len(keys)), i + 1)
-            rows = self.hps.get(key) or [[v] for v in self.logs.get(key, [])]
+            ax = fig.add_subplot(1, n, i + 1)
+            rows = hps.get(key) or [[v] for v in self.logs.get(key, [])]
             for g in range(len(rows[0]) if rows else 0):
                 ax.plot([r[g] for r in rows], label=f"group {g}")
             ax.set(xlabel="batch", title=key)
             if rows and len(rows[0]) > 1:
                 ax.legend()
+        if constant:
+            shown = ", ".join(f"{k} = {v[0]:.3g}" if len(set(v)) == 1 else f"{k} = {[round(x, 4) for x in v]}" for k, v in constant.items())
+            fig.suptitle(f"constant: {shown}", fontsize="small")
         return save_figure(fig, path)
 
     # ---- checkpointing ------------------------------------------------------------------------

@@ -36,6 +36,28 @@ def _default_modules(model: nn.Module) -> list[nn.Module]:
     return acts or find_modules(model, CONV_LINEAR)
 
 
+def _describe(m: nn.Module) -> str:
+    if isinstance(m, nn.Linear):
+        return f"Linear {m.in_features}->{m.out_features}"
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return f"{type(m).__name__} {m.in_channels}->{m.out_channels}"
+    return type(m).__name__
+
+
+def _labels(model: nn.Module, mods: Sequence[nn.Module]) -> list[str]:
+    """Names a reader recognises: each watched layer by the conv or linear layer it follows,
+    e.g. 'conv 2 (Conv2d 8->16)', counting those layers from the input."""
+    seen: dict[nn.Module, str] = {}
+    last, k = None, {"conv": 0, "linear": 0}
+    for name, m in model.named_modules():
+        if isinstance(m, CONV_LINEAR):
+            kind = "linear" if isinstance(m, nn.Linear) else "conv"
+            k[kind] += 1
+            last = f"{kind} {k[kind]} ({_describe(m)})"
+        seen[m] = last if last is not None else f"{name or 'input'} ({type(m).__name__})"
+    return [seen.get(m, type(m).__name__) for m in mods]
+
+
 class ActivationStats(Callback):
     """Records activation statistics of `modules` (default: the model's activation layers, else
     its conv and linear layers) every `every` training steps.
@@ -68,6 +90,7 @@ class ActivationStats(Callback):
             raise ValueError("ActivationStats found no layers to watch; pass modules=[...].")
         names = {m: n for n, m in model.named_modules()}
         self.layer_names = [names.get(m, type(m).__name__) for m in self._mods]
+        self.layer_labels = _labels(model, self._mods)
         weighted = find_modules(model, CONV_LINEAR)
         self.weight_names = [names[m] for m in weighted]
         self._weights = [m.weight for m in weighted]
@@ -156,7 +179,7 @@ class ActivationStats(Callback):
         s = self.stats()
         fig = self._figure(2)
         for ax, key in zip(fig.subplots(1, 2), ("means", "stds")):
-            for i, name in enumerate(self.layer_names):
+            for i, name in enumerate(self.layer_labels):
                 ax.plot(s["steps"], s[key][:, i], label=name)
             ax.set(xlabel="step", title=f"activation {key[:-1]}")
         fig.axes[0].legend(fontsize="small")
@@ -172,9 +195,11 @@ class ActivationStats(Callback):
         lo, hi = self.hist_range
         for i, ax in enumerate(axes):
             img = torch.log1p(s["hists"][:, i, :]).T
-            ax.imshow(img.numpy(), origin="lower", aspect="auto", extent=(float(s["steps"][0]), float(s["steps"][-1]) + 1, lo, hi))
-            ax.set(title=self.layer_names[i], xlabel="step")
+            im = ax.imshow(img.numpy(), origin="lower", aspect="auto", extent=(float(s["steps"][0]), float(s["steps"][-1]) + 1, lo, hi))
+            ax.set_title(self.layer_labels[i], fontsize="small")
+            ax.set_xlabel("step")
         axes[0].set_ylabel("|activation|")
+        fig.colorbar(im, ax=axes[-1], label="log(1 + count)")
         return save_figure(fig, path)
 
     def plot_dead(self, path: str | Path | None = None) -> "Figure":
@@ -182,7 +207,7 @@ class ActivationStats(Callback):
         s = self.stats()
         fig = self._figure(1, width=6)
         ax = fig.add_subplot()
-        for i, name in enumerate(self.layer_names):
+        for i, name in enumerate(self.layer_labels):
             ax.plot(s["steps"], s["dead"][:, i], label=name)
         ax.set(xlabel="step", ylabel="share near zero", title="dead activations", ylim=(0, 1))
         ax.legend(fontsize="small")
