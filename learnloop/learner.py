@@ -191,14 +191,30 @@ class Learner(FitRecipes, BaseLearner):
         self._eval_pass(dl, [evaluate, *checks.as_list(cbs)])
         return evaluate.result
 
-    def get_preds(self, dl: Any = None, cbs: Iterable[Callback] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Model outputs (e.g. logits, before any softmax) and targets over `dl` (default: the
-        validation loader), concatenated on the CPU. Targets are None for unlabelled batches."""
+    @property
+    def classes(self) -> list | None:
+        """The class names, when the data has them (`dls.vocab` or `dls.meta['classes']`)."""
+        return getattr(self.dls, "vocab", None) or (getattr(self.dls, "meta", None) or {}).get("classes")
+
+    def get_preds(self, dl: Any = None, cbs: Iterable[Callback] | None = None, with_probs: bool = False,
+                  with_decoded: bool = False) -> tuple[torch.Tensor | None, ...]:  # fmt: skip
+        """Model outputs (logits: before any softmax) and targets over `dl` (default: the
+        validation loader), concatenated on the CPU; targets are None for unlabelled batches.
+
+        `with_probs` adds softmax probabilities and `with_decoded` the predicted class indices
+        (argmax); `learn.classes[i]` names class i. Returns (preds, targets[, probs][, decoded]).
+        """
         dl = self._loader(dl)
         gather = _GatherPreds()
         self._eval_pass(dl, [gather, *checks.as_list(cbs)])
         # A loader sharded across processes: every rank gets all rows back, in dataset order.
-        return gather.result(sharded=getattr(getattr(dl, "sampler", None), "num_replicas", 1) > 1)
+        preds, targets = gather.result(sharded=getattr(getattr(dl, "sampler", None), "num_replicas", 1) > 1)
+        out: tuple[torch.Tensor | None, ...] = (preds, targets)
+        if with_probs:
+            out += (preds.float().softmax(-1),)
+        if with_decoded:
+            out += (preds.argmax(-1),)
+        return out
 
     def infer(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """Model outputs for raw inputs `x` (no targets), in eval mode, batched, returned on the CPU."""
@@ -207,6 +223,21 @@ class Learner(FitRecipes, BaseLearner):
         bs = batch_size or getattr(self.dls.valid or self.dls.train, "batch_size", None) or 256
         preds, _ = self.get_preds(DataLoader(ArrayDataset(x), batch_size=bs))
         return preds
+
+    def predict(self, item: torch.Tensor | None = None) -> tuple[Any, int, torch.Tensor] | None:
+        """`learn.predict(item)`: one item, shaped as the loaders yield a single row (no batch
+        dimension) -> (its class name, or its index when the data has no names; the class index;
+        the probabilities). Called without an argument, it is the loop's forward step (sets
+        `self.pred`), the piece a subclass overrides to change how the model is called."""
+        if item is None:
+            return super().predict()
+        if not isinstance(item, torch.Tensor):
+            raise TypeError(f"predict takes one item as a tensor shaped like a row of the loaders' batches, got {type(item).__name__}; "
+                            "for files or Pillow images, export the learner and use load_learner(...).predict.")  # fmt: skip
+        probs = self.infer(item.unsqueeze(0)).float().softmax(-1)[0]
+        idx = int(probs.argmax())
+        classes = self.classes
+        return (classes[idx] if classes else idx), idx, probs
 
 
 def _compose(tfms: Sequence[Callable], x: Any) -> Any:

@@ -93,8 +93,10 @@ def test_recorder_plots(tmp_path):
     learn = ll.Learner(mlp(), tiny_dls(), progress=False)
     learn.fit(2)
     fig = learn.recorder.plot_loss(path=tmp_path / "loss.png")
-    assert len(fig.axes[0].lines) == 2 and (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert len(fig.axes[0].lines) == 4 and (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"  # raw, smoothed, epoch line, valid
     fig = learn.recorder.plot_sched(path=tmp_path / "sched.png")
+    assert [ax.get_title() for ax in fig.axes] == ["lr"] and fig._suptitle.get_text() == "constant: mom = 0, wd = 0"  # nothing scheduled: lr shown
+    fig = learn.recorder.plot_sched(keys=["lr", "mom", "wd"])
     assert [ax.get_title() for ax in fig.axes] == ["lr", "mom", "wd"]
     assert (tmp_path / "sched.png").stat().st_size > 0
 
@@ -199,6 +201,15 @@ def test_get_preds_and_infer():
         expected = learn.model(x)
     assert torch.allclose(preds, expected) and torch.equal(targets, y)
     assert torch.allclose(learn.infer(x, batch_size=3), expected)
+    preds, targets, probs, decoded = learn.get_preds(with_probs=True, with_decoded=True)
+    assert torch.allclose(probs, F.softmax(expected, -1)) and torch.equal(decoded, expected.argmax(-1))
+    assert len(learn.get_preds(with_decoded=True)) == 3
+    name, idx, p = learn.predict(x[2])
+    assert idx == name == int(expected[2].argmax()) and torch.allclose(p, F.softmax(expected[2], -1))  # no class names: the index
+    learn.dls.vocab = ["cat", "dog", "emu"]
+    assert learn.predict(x[2])[0] == learn.classes[idx]
+    with pytest.raises(TypeError, match="one item as a tensor"):
+        learn.predict([1.0, 2.0, 3.0, 4.0])
 
 
 def test_validate_restores_nothing_half_done():

@@ -182,7 +182,7 @@ class Recorder(Callback):
         logged per-step value (e.g. 'grad_norm'); constant hyper-parameters are listed in the title."""
         hps = self.hps
         if keys is None:
-            changing = [k for k, rows in hps.items() if any(r != rows[0] for r in rows)]
+            changing = [k for k, rows in hps.items() if any(r != rows[0] for r in rows)] or [k for k in hps if k == "lr"]
             constant = {k: rows[0] for k, rows in hps.items() if k not in changing and rows}
             keys = [*changing, *self.logs]
         else:
