@@ -26,14 +26,17 @@ def _active() -> bool:
 
 
 def rank() -> int:
+    """This process's rank among all processes (0 when not distributed)."""
     return dist.get_rank() if _active() else int(os.environ.get("RANK", "0"))
 
 
 def local_rank() -> int:
+    """This process's rank on its machine (LOCAL_RANK, set by torchrun; 0 otherwise): which GPU it uses."""
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def world_size() -> int:
+    """How many processes train together (1 when not distributed)."""
     return dist.get_world_size() if _active() else int(os.environ.get("WORLD_SIZE", "1"))
 
 

@@ -119,6 +119,7 @@ def orthogonal_(weight: torch.Tensor, gain: float = 1.0, generator: torch.Genera
 
 @torch.no_grad()
 def zeros_(weight: torch.Tensor) -> torch.Tensor:
+    """Set `weight` to zero in place (for biases; a weight matrix of zeros cannot break symmetry)."""
     return weight.zero_()
 
 

@@ -89,7 +89,12 @@ def resolve_metric(m: Any) -> Any:
 
 
 def metric_name(m: Any) -> str:
-    return getattr(m, "name", None) or type(m).__name__.lower()
+    """The column name of a metric in the history: its `name` attribute, else its function name,
+    else its lower-cased class name."""
+    if getattr(m, "name", None):
+        return m.name
+    fn = getattr(m, "__name__", None)
+    return fn if fn and fn != "<lambda>" else type(m).__name__.lower()
 
 
 def _ratio(total: float, count: float) -> float:

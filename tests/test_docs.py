@@ -32,3 +32,16 @@ def test_page_runs_as_written(page, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"{page.name}:\n{r.stderr[-3000:]}"
 
+
+
+def test_api_reference_is_current_and_complete():
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "make_api.py"), "--check"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import inspect
+
+    import learnloop
+
+    api = (ROOT / "docs" / "api.md").read_text()
+    missing = [n for n in learnloop.__all__ if f"### `{n}`" not in api and not inspect.ismodule(getattr(learnloop, n))]
+    assert not missing, f"not in docs/api.md: {missing}"
+    assert "(no docstring)" not in api

@@ -40,6 +40,7 @@ def hyper_names(group: dict) -> list[str]:
 
 
 def get_hyper(group: dict, name: str) -> float:
+    """Hyper-parameter `name` (learnloop's name: lr, mom, ...) of a param group; KeyError if absent."""
     loc = _where(group, name)
     if loc is None:
         raise KeyError(name)
