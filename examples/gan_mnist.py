@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 import learnloop as ll
-from learnloop.plots import new_figure, save_figure
 from learnloop.datasets import mnist, mnist_dataloaders
 from learnloop.layers import cnn
+from learnloop.plots import new_figure, save_figure
 from learnloop.vision import show_image
 
 p = argparse.ArgumentParser()

@@ -1,9 +1,9 @@
 """The two steps every plot in learnloop shares: a new figure, and saving it when asked.
 
-Figures are made through pyplot, so `plt.show()` shows them and a notebook draws each one once
-at the end of the cell, wherever in the cell the plot was made. A figure saved to a file by a
-script (a non-interactive backend such as Agg) is released from pyplot, so a run that plots every
-epoch does not pile figures up; the returned Figure stays usable.
+Figures are made through pyplot, so `plt.show()` shows them, and a notebook draws each one
+exactly once, wherever in the cell it was made. A figure saved to a file by a script (a
+non-interactive backend such as Agg) is released from pyplot, so a run that plots every epoch
+does not pile figures up; the returned Figure stays usable.
 """
 
 from __future__ import annotations
@@ -23,21 +23,20 @@ def _figure_class() -> type:
     from matplotlib.figure import Figure  # matplotlib loads only when someone plots
 
     class LearnloopFigure(Figure):
-        """A Figure that a notebook shows once. While pyplot still holds it, the notebook's own
-        end-of-cell drawing shows it, so returning it from a cell's last line adds no copy;
-        once pyplot has let it go, displaying it (e.g. `display(fig)` later) draws it."""
+        """A Figure that a notebook shows once: displaying it (as a cell's value, or when the
+        notebook draws the figures pyplot holds at the end of the cell) draws it as PNG and
+        releases it from pyplot, so the other path does not draw it a second time."""
 
         def _ipython_display_(self) -> None:
             import io
 
+            import matplotlib.pyplot as plt
             from IPython.display import Image, display
-            from matplotlib._pylab_helpers import Gcf
 
-            if any(m.canvas.figure is self for m in Gcf.get_all_fig_managers()):
-                return  # pyplot still holds it: the notebook draws it at the end of the cell
             buf = io.BytesIO()
             self.savefig(buf, format="png", dpi=100)
             display(Image(buf.getvalue()))
+            plt.close(self)
 
     return LearnloopFigure
 
