@@ -50,7 +50,7 @@ from .export import Predictor, load_learner
 from .gan import GANLearner, GANTrainer
 from .hooks import Hook, Hooks, find_modules, model_summary
 from .init import init_model, lsuv_init
-from .layers import GeneralRelu, cnn_layers
+from .layers import GeneralRelu, cnn, cnn_layers, mlp
 from .learner import Learner
 from .loop import BaseLearner
 from .metrics import AvgMetric, accuracy, error_rate
@@ -209,5 +209,7 @@ __all__ = [
     "to_byte_tensor",
     "to_dataloaders",
     "to_float_tensor",
+    "cnn",
     "cnn_layers",
+    "mlp",
 ]
