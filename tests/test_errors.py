@@ -154,3 +154,120 @@ def test_cli_error_from_deeper_down_is_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "imgs"), "--workers", "0", "--out", str(tmp_path / "run")]) == 1
     err = capsys.readouterr().err
     assert "learnloop: error: The splitter sent no file to the" in err and "Traceback" not in err
+
+
+# ---- a table of plausible mistakes: (what the user does, the exception, words of the message) ----
+
+
+def _learn(**kw):
+    ll.set_seed(0)
+    return ll.Learner(nn.Linear(4, 3), kw.pop("dls", None) or tiny_dls(n_train=8, bs=2), progress=False, **kw)
+
+
+def _fit_with(**kw):
+    """Fit one epoch; whatever goes wrong must happen before the first optimizer step."""
+    fit_kw = kw.pop("fit", {})
+    learn = _learn(**kw)
+    before = _snapshot(learn.model)
+    try:
+        learn.fit(1, **fit_kw)
+    finally:
+        assert _untouched(learn, before), "weights changed before the error"
+
+
+def _labels_out_of_range():
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    y[13] = 5  # deep in the data, not in the first batch
+    dls = ll.DataLoaders(ll.DataLoader(ll.ArrayDataset(x, y), batch_size=4), ll.DataLoader(ll.ArrayDataset(x[:4], y[:4].clamp(max=2)), batch_size=4))
+    _learn(dls=dls).fit(1)
+
+
+def _grads_blow_up():
+    learn = _learn()
+    learn.non_finite_check.check_grads = True
+
+    class Poison(ll.Callback):
+        def after_backward(self, learn):
+            learn.model.weight.grad[0, 0] = math.inf
+
+    before = _snapshot(learn.model)
+    try:
+        learn.fit(1, cbs=[Poison()])
+    finally:
+        assert _untouched(learn, before)
+
+
+class _Tensorish(ll.Callback):
+    def on_epoch_end(self, learn):  # Keras' name: never called by learnloop
+        pass
+
+
+MISTAKES = [
+    # the learner and fit
+    ("model is a class", lambda: ll.Learner(nn.Linear, tiny_dls()), TypeError, r"instance, got the class Linear; create one"),
+    ("dls is a tensor", lambda: ll.Learner(nn.Linear(4, 3), torch.randn(8, 4)), TypeError, "DataLoaders"),
+    ("opt_func is an optimizer instance", lambda: ll.Learner(nn.Linear(4, 3), tiny_dls(), opt_func=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)), TypeError, "opt_func"),
+    ("fit(-1)", lambda: _learn().fit(-1), ValueError, "n_epochs"),
+    ("fit('3')", lambda: _learn().fit("3"), (TypeError, ValueError), "n_epochs"),
+    ("a single callback not in a list", lambda: _learn().fit(1, cbs=ll.ProgressBar()), None, None),
+    ("a callback class", lambda: _learn(cbs=[ll.ProgressBar]), TypeError, "instances, not classes"),
+    ("not a callback", lambda: _learn(cbs=[object()]), TypeError, "subclass learnloop.Callback"),
+    ("another library's event name", lambda: _learn(cbs=[_Tensorish()]), ValueError, "after_epoch"),
+    ("a metric with the wrong signature", lambda: _fit_with(metrics=[lambda p: p.mean()]), TypeError, "checked before any step"),
+    ("an unknown metric name", lambda: _learn(metrics=["acuracy"]), ValueError, "accuracy"),
+    ("labels outside the classes, deep in the data", _labels_out_of_range, IndexError, "0..2"),
+    ("gradients become inf (check_grads)", _grads_blow_up, FloatingPointError, "gradient of weight"),
+    ("fit_one_cycle(pct_start=1.5)", lambda: _learn().fit_one_cycle(1, pct_start=1.5), ValueError, "pct_start"),
+    ("a ParamScheduler for a hyper-parameter the optimizer lacks", lambda: _fit_with(fit={"cbs": [ll.ParamScheduler({"beta": ll.sched_lin(0.1, 0.2)})]}), ValueError, "the optimizer has no 'beta'"),
+    ("lr_find with too few batches", lambda: _learn().lr_find(num_it=1), ValueError, "num_it"),
+    ("GradientAccumulation(0)", lambda: ll.GradientAccumulation(0), ValueError, "positive int"),
+    ("GradientClip(max_norm=0)", lambda: ll.GradientClip(max_norm=0), ValueError, "max_norm must be a positive number"),
+    ("MixedPrecision('fp8')", lambda: ll.MixedPrecision("fp8"), ValueError, "bf16"),
+    ("Checkpoint(every_n_steps=0)", lambda: ll.Checkpoint(every_n_steps=0), ValueError, "every_n_steps"),
+    ("EarlyStopping on a column that does not exist", lambda: _fit_with(cbs=[ll.EarlyStopping(monitor="val_acc")]), ValueError, "available"),
+    ("infer(batch_size=0)", lambda: _learn().infer(torch.zeros(2, 4), batch_size=0), ValueError, "batch_size must be a positive int"),
+    ("predict on a list", lambda: _learn().predict([1.0, 2.0, 3.0, 4.0]), TypeError, "one item as a tensor"),
+    # data
+    ("DataLoader batch_size 0", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4)), batch_size=0), ValueError, "batch_size"),
+    ("DataLoader num_workers -1", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4)), num_workers=-1), ValueError, "num_workers"),
+    ("ArrayDataset of unequal lengths", lambda: ll.ArrayDataset(torch.zeros(4), torch.zeros(5)), ValueError, "length"),
+    ("from_tensors x and y of unequal lengths", lambda: ll.DataLoaders.from_tensors(torch.zeros(4, 2), torch.zeros(5)), ValueError, "length"),
+    ("collate of different shapes", lambda: ll.collate([torch.zeros(2), torch.zeros(3)]), ValueError, "shape"),
+    ("an empty training set", lambda: ll.Learner(nn.Linear(4, 3), ll.DataLoaders.from_tensors(torch.zeros(0, 4), torch.zeros(0).long())), ValueError, "empty"),
+    ("loader state from a foreign dict", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4))).load_state_dict({"pos": 1}), (KeyError, ValueError), "epoch"),
+    # schedules
+    ("combine_scheds that do not sum to 1", lambda: ll.combine_scheds([0.3, 0.3], [ll.sched_lin(0, 1), ll.sched_lin(1, 0)]), ValueError, "sum to 1"),
+    ("combine_scheds of different lengths", lambda: ll.combine_scheds([0.5, 0.5], [ll.sched_lin(0, 1)]), ValueError, ""),
+    # vision and augmentation
+    ("get_files on a missing folder", lambda: ll.get_files("/no/such/folder"), (FileNotFoundError, ValueError), "/no/such/folder"),
+    ("ImageList.from_files on a folder with no images", lambda: ll.ImageList.from_files("/tmp/../tmp/.nothing-here-ll"), (FileNotFoundError, ValueError), ""),
+    ("random_splitter(valid_pct=1.5)", lambda: ll.random_splitter(valid_pct=1.5), ValueError, "valid_pct"),
+    ("RandomCrop(0)", lambda: ll.RandomCrop(0), ValueError, "size"),
+    ("RandomAffine(degrees='10')", lambda: ll.RandomAffine(degrees="10"), TypeError, "degrees"),
+    ("PilRandomFlip(p=2)", lambda: ll.PilRandomFlip(p=2), ValueError, "probability"),
+    ("MixUp(alpha=-1)", lambda: ll.MixUp(alpha=-1), ValueError, "alpha"),
+    # loggers and GANs
+    ("TensorBoardLogger(every_n_steps=0)", lambda: ll.TensorBoardLogger(every_n_steps=0), ValueError, "every_n_steps"),
+    ("CSVLogger into a folder that does not exist", lambda: _fit_with(cbs=[ll.CSVLogger("/no/such/folder/h.csv")]), FileNotFoundError, "does not exist"),
+    ("GANLearner(n_crit=0)", lambda: ll.GANLearner(nn.Linear(2, 2), nn.Linear(2, 1), tiny_dls(), n_crit=0), ValueError, "n_crit"),
+    # files
+    ("load a checkpoint that does not exist", lambda: _learn().load("/no/such/file.safetensors"), FileNotFoundError, "file.safetensors"),
+    ("load_model of another architecture", lambda: ll.load_model(nn.Linear(5, 3), _saved_linear()), ValueError, "shape"),
+]
+
+
+def _saved_linear():
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/m.safetensors"
+    ll.save_model(nn.Linear(4, 3), path)
+    return path
+
+
+@pytest.mark.parametrize("what, action, kind, words", MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_mistake_gets_a_clear_early_error(what, action, kind, words):
+    if kind is None:  # accepted on purpose (a lone callback is treated as a list of one)
+        action()
+        return
+    with pytest.raises(kind, match=words):
+        action()

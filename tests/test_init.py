@@ -107,10 +107,10 @@ def test_init_model_recurses_and_sets_bias():
 
 
 def _mnist_batch(mnist_dir, n=128):
-    from learnloop.datasets import mnist, normalize
+    from learnloop.datasets import MNIST_MEAN, MNIST_STD, mnist, normalize
 
     d = mnist(mnist_dir)
-    return normalize(d.x_train[:n]).view(-1, 1, 28, 28), d.y_train[:n]
+    return normalize(d.x_train[:n], MNIST_MEAN, MNIST_STD).view(-1, 1, 28, 28), d.y_train[:n]
 
 
 def test_lsuv_reaches_unit_std_and_leaves_no_trace(mnist_dir):

@@ -56,13 +56,13 @@ lesson = [
 import torch
 import torch.nn.functional as F
 from torch import nn
-from learnloop.datasets import mnist, normalize
+from learnloop.datasets import mnist, MNIST_MEAN, MNIST_STD, normalize
 from learnloop.diagnostics import init_report, layer_stats, matmul_experiment, sqrt5_net
 from learnloop.init import init_model, kaiming_uniform_
 from learnloop.plots import new_figure
 
 data = mnist()
-xb, yb = normalize(data.x_test[:100]).view(-1, 1, 28, 28), data.y_test[:100].float()
+xb, yb = normalize(data.x_test[:100], MNIST_MEAN, MNIST_STD).view(-1, 1, 28, 28), data.y_test[:100].float()
 mse = lambda out, y: F.mse_loss(out.squeeze(-1), y)""",
 "md:## 02b: a hundred matrix products\n\nMultiply a vector by 100 random 512x512 matrices: with `randn` the scale explodes, scaled by 0.01 it vanishes, scaled by 1/sqrt(512) it stays put.",
 """fig = new_figure(6, 3.5)

@@ -16,16 +16,18 @@ __all__ = ["NonFiniteCheck", "NonFiniteLossError"]
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; `epoch` and `batch` say where."""
 
-    def __init__(self, epoch: int, batch: int, value: float):
+    def __init__(self, epoch: int, batch: int, value: float, what: str = "Training loss"):
         self.epoch, self.batch, self.value = epoch, batch, value
+        shown = f"{what} is {value}" if what == "Training loss" else f"{what} is not finite"
         super().__init__(
-            f"Training loss is {value} at epoch {epoch}, batch {batch}. Lower the learning rate, check the "
-            "inputs for NaNs, or check the initialisation; the Recorder keeps the losses up to this point."
+            f"{shown} at epoch {epoch}, batch {batch}, before the optimizer step (the weights are untouched). Lower the "
+            "learning rate, check the inputs for NaNs, or check the initialisation; the Recorder keeps the losses up to this point."
         )
 
 
 class NonFiniteCheck(Callback):
-    """Raises `NonFiniteLossError` when a training loss is NaN or infinite.
+    """Raises `NonFiniteLossError` when a training loss is NaN or infinite (and, with
+    `check_grads=True`, when a gradient is, before the optimizer step).
 
     On the CPU every loss is checked before its backward pass, so the weights are never touched by
     a bad loss. On an accelerator, reading a loss back forces the host to wait, so losses are
@@ -36,8 +38,17 @@ class NonFiniteCheck(Callback):
     order = 55  # after the Recorder, so the bad loss is recorded too
     run_valid = False
 
-    def __init__(self, every: int | None = None):
-        self.every = every
+    def __init__(self, every: int | None = None, check_grads: bool = False):
+        self.every, self.check_grads = every, check_grads
+
+    def before_step(self, learn: BaseLearner) -> None:
+        # With check_grads: a finite loss can still give inf gradients (an overflow in backward);
+        # look before the step so they never reach the weights. One host sync per step.
+        if self.check_grads:
+            grads = [p.grad for p in learn.model.parameters() if p.grad is not None]
+            if grads and not torch.isfinite(torch.stack([g.detach().float().abs().max() for g in grads])).all():
+                bad = next(n for n, p in learn.model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all())
+                raise NonFiniteLossError(learn.epoch, learn.iter, float("nan"), what=f"the gradient of {bad}")
 
     def before_train(self, learn: BaseLearner) -> None:
         self._window: list[torch.Tensor] = []

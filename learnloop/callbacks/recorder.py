@@ -12,7 +12,7 @@ import torch
 
 from ..events import Callback
 from ..loop import BaseLearner
-from ..metrics import Accumulator, batch_size, metric_name
+from ..metrics import Accumulator, batch_size, metric_name, try_metrics
 from ..plots import new_figure, save_figure
 from ..schedule.hypers import locations
 from ..utils import model_device
@@ -76,7 +76,7 @@ class Recorder(Callback):
 
     def before_fit(self, learn: BaseLearner) -> None:
         self.losses, self.history, self._hp_rows = [], [], []
-        self.logs, self._pending_logs, self.skipped_steps = {}, {}, 0
+        self.logs, self._pending_logs, self.skipped_steps, self._metrics_tried = {}, {}, 0, False
         # Record raw param-group entries (cheap); `hps` translates them to our names on demand.
         self._hp_locs = locations(learn.opt.param_groups[0])
         self._hp_keys = sorted({loc[0] if isinstance(loc, tuple) else loc for loc in self._hp_locs.values()})
@@ -94,6 +94,9 @@ class Recorder(Callback):
     def after_loss(self, learn: BaseLearner) -> None:
         self._acc.add(learn.loss, learn.pred, learn.yb)
         if learn.training:
+            if not self._metrics_tried:  # validation metrics, tried once on this batch before the first step
+                self._metrics_tried = True
+                try_metrics(learn.metrics, learn.pred, learn.yb)
             keys = self._hp_keys
             self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
 

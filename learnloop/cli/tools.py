@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data import ArrayDataset
-from ..datasets import mnist, normalize
+from ..datasets import MNIST_MEAN, MNIST_STD, mnist, normalize
 from ..diagnostics import init_report, matmul_experiment, sqrt5_net
 from ..init import init_model, kaiming_uniform_
 from ..utils import set_seed
@@ -60,7 +60,7 @@ def init_report_cmd(args: argparse.Namespace) -> int:
         return 0
     data = mnist(args.data, verbose=True)
     n = min(args.n, len(data.x_test))
-    xb, yb = normalize(data.x_test[:n]).view(-1, 1, 28, 28), data.y_test[:n].float()
+    xb, yb = normalize(data.x_test[:n], MNIST_MEAN, MNIST_STD).view(-1, 1, 28, 28), data.y_test[:n].float()
 
     def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.mse_loss(out.squeeze(-1), y)

