@@ -135,3 +135,128 @@ def test_normalize_and_reshape():
     img = torch.randn(2, 3, 2, 2)
     assert torch.equal(ll.Normalize(mean, std)(img), (img - mean) / std)
     assert ll.Reshape(3, 2, 2)(x).shape == (5, 3, 2, 2)
+
+
+# ---- documented behaviours that had no test ------------------------------------------------------
+
+
+def test_default_device_order_cuda_then_mps_then_cpu(monkeypatch):
+    from learnloop.utils import default_device
+
+    mps = getattr(torch.backends, "mps", None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert default_device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if mps is not None:
+        monkeypatch.setattr(mps, "is_available", lambda: True)
+        assert default_device() == torch.device("mps")
+        monkeypatch.setattr(mps, "is_available", lambda: False)
+    assert default_device() == torch.device("cpu")
+
+
+def test_recorder_train_metrics_are_the_training_batches_accuracy():
+    ll.set_seed(0)
+    seen = []
+
+    class Spy(ll.Callback):
+        order = 60
+
+        def after_loss(self, learn):
+            if learn.training:
+                seen.append(((learn.pred.argmax(1) == learn.yb).float().sum().item(), len(learn.yb)))
+
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=12, bs=4), metrics=[ll.accuracy], progress=False, default_cbs=False,
+                       cbs=[ll.Recorder(train_metrics=True), Spy()])  # fmt: skip
+    learn.fit(1)
+    row = learn.recorder.history[0]
+    assert row["train_accuracy"] == pytest.approx(sum(c for c, _ in seen) / sum(n for _, n in seen))
+    assert "accuracy" in row and "train_loss" in row
+
+
+@pytest.mark.parametrize("on", ["x", "y", "both"])
+def test_batch_transform_on_x_y_or_both(on):
+    got = []
+
+    class Spy(ll.Callback):
+        def before_batch(self, learn):
+            got.append((learn.xb.clone(), learn.yb.clone()))
+
+    x, y = torch.randn(4, 2), torch.randn(4, 2)
+    dls = ll.DataLoaders(ll.DataLoader(ll.ArrayDataset(x, y), batch_size=4))
+    learn = ll.Learner(nn.Linear(2, 2), dls, loss_func=nn.functional.mse_loss, progress=False,
+                       cbs=[ll.BatchTransform(lambda t: t * 10, on=on), Spy()])  # fmt: skip
+    learn.fit(1)
+    xb, yb = got[0]
+    assert torch.equal(xb, x * 10 if on in ("x", "both") else x) and torch.equal(yb, y * 10 if on in ("y", "both") else y)
+
+
+def test_remove_cbs_detaches_and_clears_the_reference():
+    cb = ll.ProgressBar()
+    learn = _plain = ll.Learner(nn.Linear(4, 3), tiny_dls(), progress=False, cbs=[cb])
+    assert learn.progress_bar is cb and cb.learn is learn
+    learn.remove_cbs([cb])
+    assert cb not in learn.cbs and cb.learn is None and not hasattr(_plain, "progress_bar")
+
+
+def test_one_cycle_with_a_peak_learning_rate_per_param_group():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 3))
+    groups = lambda params, lr: torch.optim.SGD([{"params": model[0].parameters()}, {"params": model[1].parameters()}], lr=lr)  # noqa: E731
+    learn = ll.Learner(model, tiny_dls(n_train=16, bs=2), opt_func=groups, progress=False)
+    learn.fit_one_cycle(2, lr_max=[0.01, 0.1], pct_start=0.25)
+    lrs = torch.tensor(learn.recorder.hps["lr"])
+    assert lrs[:, 0].max().item() == pytest.approx(0.01) and lrs[:, 1].max().item() == pytest.approx(0.1)
+    assert torch.allclose(lrs[:, 1], lrs[:, 0] * 10)
+
+
+def test_lr_finder_stops_when_the_loss_diverges():
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=400, bs=4), progress=False)
+    learn.lr_find(start_lr=1e-3, end_lr=1e6, num_it=100)
+    res = learn.lr_find_result
+    assert len(res.lrs) < 100  # stopped early
+    assert max(res.losses) > 4 * min(res.losses)  # because the loss had blown up
+
+
+def test_cancelling_from_before_fit_and_before_epoch():
+    events = []
+
+    class Rec(ll.Callback):
+        order = 0
+
+        def before_fit(self, learn):
+            events.append("before_fit")
+
+        def after_cancel_fit(self, learn):
+            events.append("after_cancel_fit")
+
+        def after_fit(self, learn):
+            events.append("after_fit")
+
+        def before_epoch(self, learn):
+            events.append(f"before_epoch {learn.epoch}")
+
+        def before_train(self, learn):
+            events.append("before_train")
+
+        def after_cancel_epoch(self, learn):
+            events.append("after_cancel_epoch")
+
+    class StopAt(ll.Callback):
+        order = 10
+
+        def __init__(self, event):
+            self.event = event
+
+        def before_fit(self, learn):
+            if self.event == "fit":
+                raise ll.CancelFitException
+
+        def before_epoch(self, learn):
+            if self.event == "epoch" and learn.epoch == 0:
+                raise ll.CancelEpochException
+
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(), progress=False, cbs=[Rec()])
+    learn.fit(2, cbs=[StopAt("fit")])
+    assert events == ["before_fit", "after_cancel_fit", "after_fit"] and learn.recorder.losses == []
+    events.clear()
+    learn.fit(2, cbs=[StopAt("epoch")])
+    assert events == ["before_fit", "before_epoch 0", "after_cancel_epoch", "before_epoch 1", "before_train", "after_fit"]

@@ -66,7 +66,9 @@ class CSVLogger(_EpochFile):
         return lines[:1] + [line for row, line in zip(csv.DictReader(lines), lines[1:]) if int(row["epoch"]) < epoch]
 
     def after_epoch(self, learn: BaseLearner) -> None:
-        row = learn.recorder.history[-1]
+        row = learn.recorder.epoch_row(learn)
+        if row is None:
+            return
         with self._open(learn) as f:
             writer = csv.DictWriter(f, fieldnames=list(row), extrasaction="ignore")
             if f.tell() == 0:
@@ -102,7 +104,9 @@ class JSONLinesLogger(_EpochFile):
             self._write(learn, {"type": "step", "epoch": learn.epoch, "step": learn.train_batches_done, "loss": learn.loss.item(), "lr": lrs})
 
     def after_epoch(self, learn: BaseLearner) -> None:
-        self._write(learn, {"type": "epoch", **learn.recorder.history[-1]})
+        row = learn.recorder.epoch_row(learn)
+        if row is not None:
+            self._write(learn, {"type": "epoch", **row})
 
 
 class TensorBoardLogger(Callback):
@@ -191,8 +195,11 @@ class TensorBoardLogger(Callback):
                 w.add_scalar(f"activations/{layer}/std", float(s["stds"][-1, i]), step)
 
     def after_epoch(self, learn: BaseLearner) -> None:
+        row = learn.recorder.epoch_row(learn)
+        if row is None:
+            return
         w, step = self._writer(learn), learn.train_batches_done
-        for key, value in learn.recorder.history[-1].items():
+        for key, value in row.items():
             if key != "epoch" and isinstance(value, (int, float)):
                 w.add_scalar(f"epoch/{key}", value, step)
         w.flush()

@@ -126,9 +126,9 @@ class ProgressBar(Callback):
 
     def after_epoch(self, learn: BaseLearner) -> None:
         recorder = getattr(learn, "recorder", None)
-        if not self.table or recorder is None or not recorder.history:
+        row = recorder.epoch_row(learn) if self.table and recorder is not None else None
+        if row is None:
             return
-        row = recorder.history[-1]
         keys = list(row)
         if self._notebook:  # one HTML table, redrawn with each new row
             from IPython.display import HTML, display

@@ -123,8 +123,15 @@ class Recorder(Callback):
             self._row.update(self.last_valid)
 
     def after_epoch(self, learn: BaseLearner) -> None:
-        self._row["time"] = time.perf_counter() - self._epoch_start
-        self.history.append(self._row)
+        row = self.__dict__.get("_row")
+        if row is None or row["epoch"] != learn.epoch:
+            return  # cancelled before this epoch began for the Recorder: nothing ran, no row
+        row["time"] = time.perf_counter() - self._epoch_start
+        self.history.append(row)
+
+    def epoch_row(self, learn: BaseLearner) -> dict[str, float] | None:
+        """This epoch's history row, or None when the epoch was cancelled before it ran."""
+        return self.history[-1] if self.history and self.history[-1]["epoch"] == learn.epoch else None
 
     def after_fit(self, learn: BaseLearner) -> None:
         if self._acc.losses and learn.training:  # the fit stopped mid-phase: keep what was seen
