@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,3 +20,23 @@ def test_example_runs(script, mnist_dir, tmp_path):
     quick = ["--quick"] if "--quick" in script.read_text() else []
     r = subprocess.run([sys.executable, str(script), *quick], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    # The numbers the docs quote from this example (in `<!-- example-output examples/NAME.py: ... -->`) are the ones it prints.
+    if not quick:
+        printed = set(re.findall(r"[-+]?\d[\d.e%+-]*", r.stdout))
+        for page, numbers in quoted_outputs(script.name):
+            missing = [n for n in numbers if n not in printed]
+            assert not missing, f"{page.name} quotes {missing} from {script.name}, which now prints:\n{r.stdout[-3000:]}"
+
+
+def quoted_outputs(name: str) -> list[tuple[Path, list[str]]]:
+    out = []
+    for page in sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md")):
+        for m in re.finditer(rf"<!-- example-output examples/{re.escape(name)}: (.*?) -->", page.read_text()):
+            out.append((page, m.group(1).split()))
+    return out
+
+
+def test_every_quoted_example_exists():
+    for page in sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md")):
+        for name in re.findall(r"<!-- example-output examples/(\S+?): ", page.read_text()):
+            assert (Path(__file__).resolve().parents[1] / "examples" / name).is_file(), f"{page.name} quotes a missing example {name}"
