@@ -1,6 +1,6 @@
 """Checks that need a CUDA GPU (never run by CI, which has none): device moves, pinned memory,
 windowed non-finite checks, torchmetrics objects, the Learner's overhead over a hand loop, and
-bf16 / fp16 / compiled training of the lesson's CNN.
+bf16 / fp16 / compiled training of the lesson's CNN, and batch augmentation on the GPU.
 
     python benchmarks/cuda_check.py [MNIST_DIR]
 
@@ -157,6 +157,22 @@ def main() -> int:
     for name, (acc, epochs) in results.items():
         check(f"CNN {name} within 0.5 points of fp32", abs(acc - base) < 0.005 or name == "fp32", f"accuracy {acc:.4f}")
         print(f"info  CNN {name}: first epoch {epochs[0]:.2f}s (compilation there), then {statistics.median(epochs[1:]):.2f}s per epoch")
+
+    # 6. Batch augmentation on the GPU (the lesson measured 1.9 ms for a 64-image batch rotation on its GPU).
+    from learnloop.vision import RandomAffine
+
+    xb = torch.rand(64, 3, 128, 128, device="cuda")
+    aff = RandomAffine(degrees=30, scale=1.0, flip=0.0, p=1.0, seed=0)
+    same = torch.allclose(aff(xb, torch.Generator().manual_seed(0)).cpu(), aff(xb.cpu(), torch.Generator().manual_seed(0)), atol=1e-4)
+    check("RandomAffine on CUDA equals the CPU result", same)
+    times = []
+    for _ in range(20):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        aff(xb, torch.Generator().manual_seed(0))
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    print(f"info  RandomAffine, 64 x 3 x 128 x 128 on CUDA: {statistics.median(times[5:]) * 1e3:.2f} ms per batch")
 
     print(f"{len(FAILED)} failed" if FAILED else "all CUDA checks passed")
     return 1 if FAILED else 0
