@@ -66,20 +66,20 @@ def test_resumed_run_continues_its_folder_and_global_step(tmp_path):
     class Stop(ll.Callback):
         order = 200
 
-        def after_epoch(self, learn):
-            if learn.epoch == 1:
+        def after_batch(self, learn):
+            if learn.train_batches_done == 10:  # two steps after the epoch-2 checkpoint (steps 9, 10 logged)
                 raise KeyboardInterrupt
 
-    tb = ll.TensorBoardLogger(tmp_path / "tb", every_n_steps=2)
+    tb = ll.TensorBoardLogger(tmp_path / "tb", every_n_steps=1)
     learn = _learner([tb, ll.Checkpoint(dir=tmp_path / "ck")])
     with pytest.raises(KeyboardInterrupt):
         learn.fit(3, cbs=[Stop()])
     first = tb.run_dir
-    tb2 = ll.TensorBoardLogger(tmp_path / "tb", every_n_steps=2)
+    tb2 = ll.TensorBoardLogger(tmp_path / "tb", every_n_steps=1)
     _learner([tb2, ll.Checkpoint(dir=tmp_path / "ck")]).fit(3, resume=tmp_path / "ck")
     assert tb2.run_dir == first and sorted(os.listdir(tmp_path / "tb")) == ["run_000"]
     steps = [s for s, _ in _scalars(_read(first), "train/loss")]
-    assert steps == [2, 4, 6, 8, 10, 12]  # the resumed part carries on at step 10, after epoch 2's 8
+    assert steps == list(range(1, 13))  # steps 9 and 10 of the interrupted run purged, written once again
     assert [s for s, _ in _scalars(_read(first), "epoch/valid_loss")] == [4, 8, 12]
 
 

@@ -143,7 +143,7 @@ class TensorBoardLogger(Callback):
             raise OSError(f"TensorBoardLogger cannot create {self.log_dir}: {e.strerror or e}; pass log_dir= a folder you can write.") from e
         if not os.access(self.log_dir, os.W_OK):
             raise PermissionError(f"TensorBoardLogger cannot write in {self.log_dir}; pass log_dir= a folder you can write.")
-        self.run_dir, self._acts_logged = None, 0
+        self.run_dir, self._acts_logged, self._seen, self._resumed = None, 0, 0, False
         self._acts = next((cb for cb in learn.cbs if isinstance(cb, ActivationStats)), None)
 
     def _writer(self, learn: BaseLearner) -> Any:
@@ -154,7 +154,9 @@ class TensorBoardLogger(Callback):
             if self.run_dir is None:
                 taken = {p.name for p in self.log_dir.iterdir()}
                 self.run_dir = self.log_dir / next(f"run_{i:03d}" for i in range(10**6) if f"run_{i:03d}" not in taken)
-            self.writer = SummaryWriter(str(self.run_dir))
+            # A resumed run drops the events the interrupted one wrote after its checkpoint: they come again.
+            purge = learn.train_batches_done - self._seen + 1 if self._resumed else None
+            self.writer = SummaryWriter(str(self.run_dir), purge_step=purge)
             if self.log_graph:
                 try:
                     self.writer.add_graph(learn.model, learn.xb)
@@ -165,6 +167,7 @@ class TensorBoardLogger(Callback):
     def after_batch(self, learn: BaseLearner) -> None:
         if not learn.training or learn.loss is None:
             return
+        self._seen += 1
         step = learn.train_batches_done
         if step % self.every_n_steps == 0:
             w = self._writer(learn)
@@ -214,4 +217,4 @@ class TensorBoardLogger(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("run_dir"):
-            self.run_dir = Path(state["run_dir"])
+            self.run_dir, self._resumed = Path(state["run_dir"]), True
