@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"))
+LESSON = Path(__file__).resolve().parents[1] / "examples" / "lesson"
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -40,3 +41,12 @@ def test_every_quoted_example_exists():
     for page in sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md")):
         for name in re.findall(r"<!-- example-output examples/(\S+?): ", page.read_text()):
             assert (Path(__file__).resolve().parents[1] / "examples" / name).is_file(), f"{page.name} quotes a missing example {name}"
+
+
+def test_lesson_experiments_run_quick(mnist_dir, tmp_path):
+    """Every lesson script, through run_all.py, on a small subset: it runs and prints its rows."""
+    env = {**os.environ, "LEARNLOOP_DATA": str(mnist_dir.parent), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    r = subprocess.run([sys.executable, str(LESSON / "run_all.py"), "--quick"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    notebooks = [line.split(" | ")[0] for line in r.stdout.splitlines() if " | lesson " in line]
+    assert {"02a", "02b", "03", "04", "05", "05b", "06", "07", "07a"} <= set(notebooks)

@@ -1,0 +1,64 @@
+"""What the lesson scripts share: the data (whole, or a small subset with --quick), seeds, a
+timer, and one way to report a row of the table in docs/lesson.md."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+import torch
+
+import learnloop as ll
+from learnloop.datasets import mnist, mnist_dataloaders
+
+QUICK = "--quick" in sys.argv
+SEEDS = [0] if QUICK else [0, 1, 2]
+torch.set_num_threads(1)  # the same on every machine this runs on, and what the timings mean
+
+
+def data():
+    """MNIST (a 2,000 / 500 subset with --quick, so the tests run every script in seconds)."""
+    d = mnist()
+    if QUICK:
+        d = d._replace(x_train=d.x_train[:2000], y_train=d.y_train[:2000], x_test=d.x_test[:500], y_test=d.y_test[:500])
+    return d
+
+
+def loaders(bs: int, flatten: bool = True, seed: int = 0, **kw: Any) -> ll.DataLoaders:
+    return mnist_dataloaders(bs, flatten=flatten, data=data(), seed=seed, **kw)
+
+
+def over_seeds(run: Callable[[int], float]) -> tuple[float, float, float]:
+    """median, min and max of `run(seed)` over the seeds (one seed with --quick)."""
+    values = [run(s) for s in SEEDS]
+    return statistics.median(values), min(values), max(values)
+
+
+def fmt(stats: tuple[float, float, float], digits: int = 4) -> str:
+    med, lo, hi = stats
+    return f"{med:.{digits}f}" if lo == hi else f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+
+
+ROWS: list[dict] = []
+
+
+def row(notebook: str, experiment: str, lesson: str, ours: str, setup: str, seconds: float, note: str = "") -> None:
+    """Record one line of the table and print it (run_all.py collects ROWS)."""
+    r = {"notebook": notebook, "experiment": experiment, "lesson": lesson, "learnloop": ours, "setup": setup, "seconds": seconds, "note": note}
+    ROWS.append(r)
+    print(f"{notebook} | {experiment} | lesson {lesson} | learnloop {ours} | {setup} | {seconds:.0f} s" + (f" | {note}" if note else ""), flush=True)
+
+
+class Timer:
+    def __enter__(self) -> "Timer":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+def accuracy_of(learn: ll.Learner) -> float:
+    return learn.recorder.history[-1]["accuracy"]

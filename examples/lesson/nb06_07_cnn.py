@@ -1,0 +1,100 @@
+"""Notebooks 06 (CUDA, hooks), 07 (batch norm) and 07a (LSUV) with the lesson's CNN on MNIST.
+
+    python examples/lesson/nb06_07_cnn.py [--quick]
+"""
+
+import torch
+from common import QUICK, SEEDS, Timer, accuracy_of, fmt, loaders, over_seeds, row
+from torch import nn
+
+import learnloop as ll
+from learnloop.init import init_model, kaiming_normal_, kaiming_uniform_, lsuv_init
+from learnloop.layers import cnn
+from learnloop.schedule import combine_scheds, sched_cos, sched_lin
+
+E = (lambda n: 1 if QUICK else n)  # noqa: E731  epochs: full runs, or one epoch of the subset
+
+
+def fit(make, seed: int, epochs: int, lr: float, bs: int = 64, sched=None, mom: float = 0.0) -> float:
+    ll.set_seed(seed)
+    dls = loaders(bs, flatten=False, seed=seed)
+    opt = lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=mom)  # noqa: E731
+    learn = ll.Learner(make(), dls, opt_func=opt, lr=lr, metrics=[ll.accuracy], progress=False)
+    learn.fit(epochs, cbs=[ll.ParamScheduler({"lr": sched})] if sched else [])
+    return accuracy_of(learn)
+
+
+def one_cycle(lr_max: float):
+    return combine_scheds([0.3, 0.7], [sched_cos(lr_max / 10, lr_max), sched_cos(lr_max, lr_max / 1e4)])
+
+
+def main() -> None:
+    plain = lambda: cnn((8, 16, 32, 32), norm=None, act=nn.ReLU)  # noqa: E731
+    with Timer() as t:
+        acc = over_seeds(lambda s: fit(plain, s, E(3), 0.4))
+    row("06", "CNN [8, 16, 32, 32], ReLU, lr 0.4, 3 epochs", "0.9543 to 0.9606", fmt(acc), "SGD, batch 64; median (range) over 3 seeds", t.seconds / len(SEEDS))
+
+    general = lambda init: (lambda: init_model(cnn((8, 16, 32, 32), norm=None, leak=0.1, sub=0.4, maxv=6.0), init, a=0.1))  # noqa: E731
+    with Timer() as t:
+        acc = over_seeds(lambda s: fit(general(kaiming_normal_), s, E(8), 0.9, sched=one_cycle(0.9)))
+        uni = over_seeds(lambda s: fit(general(kaiming_uniform_), s, E(8), 0.9, sched=one_cycle(0.9)))
+    row("06", "GeneralRelu(0.1, 0.4, 6) + Kaiming (a=0.1) + one-cycle cosine, 8 epochs (uniform init)", "0.9826 (0.9822)",
+        f"{fmt(acc)} ({fmt(uni)})", "lr 0.09 -> 0.9 -> 9e-5; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+
+    bn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
+    with Timer() as t:
+        acc = over_seeds(lambda s: fit(bn, s, E(3), 1.0))
+    row("07", "BatchNorm CNN [8, 16, 32, 64, 64], lr 1.0, 3 epochs", "0.9813", fmt(acc), "SGD, batch 64; median (range) over 3 seeds", t.seconds / len(SEEDS))
+    warm = combine_scheds([0.3, 0.7], [sched_lin(0.6, 2.0), sched_cos(2.0, 0.1)])
+    with Timer() as t:
+        acc = over_seeds(lambda s: fit(bn, s, E(8), 2.0, sched=warm))
+    row("07", "same with linear warm-up 0.6 -> 2 and cosine anneal to 0.1, 8 epochs", "0.9877", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS))
+
+    steps = 300 if QUICK else None  # None: the whole epoch (30,000 steps at batch size 2)
+    tiny = {}
+    with Timer() as t:
+        for norm in ("batch", "running_batch"):
+            ll.set_seed(0)
+            dls = loaders(2, flatten=False, seed=0)
+            dls.valid = ll.DataLoader(dls.valid.dataset, batch_size=512)
+            model = init_model(cnn((8, 16, 32, 64, 64), norm=norm, leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)
+            learn = ll.Learner(model, dls, lr=0.4, opt_func=torch.optim.SGD, metrics=[ll.accuracy], progress=False)
+            stop = [_StopAfter(steps)] if steps else []
+            learn.fit(1, cbs=stop)
+            tiny[norm] = accuracy_of(learn)
+    row("07", "batch size 2, one epoch: BatchNorm vs RunningBatchNorm", "0.2604 vs 0.9730", f"{tiny['batch']:.4f} vs {tiny['running_batch']:.4f}",
+        "SGD lr 0.4, seed 0" + (f", {steps} steps" if steps else ", 30,000 steps"), t.seconds / 2)  # fmt: skip
+
+    rbn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="running_batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
+    with Timer() as t:
+        acc = over_seeds(lambda s: fit(rbn, s, 1, 0.4, bs=32, sched=one_cycle(0.4)))
+    row("07", "RunningBatchNorm, batch 32, 1 epoch", "0.9818", fmt(acc), "one-cycle to lr 0.4; median (range) over 3 seeds", t.seconds / len(SEEDS))
+
+    def lsuv_fit(seed: int, use_lsuv: bool) -> float:
+        ll.set_seed(seed)
+        dls = loaders(512, flatten=False, seed=seed)
+        model = cnn((8, 16, 32, 64, 64), norm=None, leak=0.1, sub=0.4, maxv=6.0)
+        if use_lsuv:
+            lsuv_init(model, dls.train.one_batch()[0])
+        learn = ll.Learner(model, dls, opt_func=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), lr=0.3, metrics=[ll.accuracy], progress=False)
+        learn.fit(E(2), cbs=[ll.ParamScheduler({"lr": one_cycle(0.3)})])
+        return accuracy_of(learn)
+
+    with Timer() as t:
+        base = over_seeds(lambda s: lsuv_fit(s, False))
+        lsuv = over_seeds(lambda s: lsuv_fit(s, True))
+    row("07a", "baseline (PyTorch default init) vs LSUV init, 2 epochs", "0.9588 vs 0.9733", f"{fmt(base)} vs {fmt(lsuv)}",
+        "no norm, batch 512, SGD momentum 0.9, one-cycle to 0.3; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+
+
+class _StopAfter(ll.Callback):
+    def __init__(self, n: int):
+        self.n = n
+
+    def after_batch(self, learn):
+        if learn.training and learn.train_batches_done >= self.n:
+            raise ll.CancelTrainException
+
+
+if __name__ == "__main__":
+    main()
