@@ -23,7 +23,8 @@ def main() -> None:
     epochs = 1 if QUICK else 5
     with Timer() as t:
         acc = over_seeds(lambda s: fit_mlp(s, epochs))
-    row("03", "MLP 784-50-10, SGD lr 0.5, batch 64, 5 epochs", "0.9625", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("03", "MLP 784-50-10, SGD lr 0.5, batch 64, 5 epochs", "0.9625", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS),
+        "2 points below the lesson: lr 0.5 is above this MLP's best; at the LR finder's valley (next row) it beats the lesson")  # fmt: skip
     with Timer() as t:
         finder = ll.Learner(mlp([784, 50, 10]), loaders(64, seed=0), opt_func=torch.optim.SGD, progress=False)
         valley = finder.lr_find()["valley"]
@@ -35,16 +36,19 @@ def main() -> None:
         per = [fit_mlp(s, epochs, per_epoch=True) for s in SEEDS]
     first, last = sorted(p[0] for p in per), sorted(p[-1] for p in per)
     row("04", "MLP, callbacks + average stats, 2 epochs (after epoch 1)", "0.9354 (0.9587)",
-        f"{fmt((last[len(last) // 2], last[0], last[-1]))} ({fmt((first[len(first) // 2], first[0], first[-1]))})", "median (range) over 3 seeds", t.seconds / len(per))  # fmt: skip
+        f"{fmt((last[len(last) // 2], last[0], last[-1]))} ({fmt((first[len(first) // 2], first[0], first[-1]))})", "median (range) over 3 seeds", t.seconds / len(per),
+        "after epoch 1 the seeds spread widely at lr 0.5 (see the range); the gap to the lesson's single run is not yet explained")  # fmt: skip
 
     epochs = 1 if QUICK else 3
     with Timer() as t:
         flat = over_seeds(lambda s: fit_mlp(s, epochs, bs=512))
-    row("05", "MLP, batch 512, lr 0.5, 3 epochs", "0.9397", fmt(flat), "median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("05", "MLP, batch 512, lr 0.5, 3 epochs", "0.9397", fmt(flat), "median (range) over 3 seeds", t.seconds / len(SEEDS),
+        "the lesson's figure lies inside our range over 3 seeds")  # fmt: skip
     sched = combine_scheds([0.3, 0.7], [sched_cos(0.3, 0.6), sched_cos(0.6, 0.2)])
     with Timer() as t:
         cos = over_seeds(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})]))
-    row("05", "same with the lesson's cosine schedule (0.3 -> 0.6 -> 0.2)", "0.9400", fmt(cos), "median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("05", "same with the lesson's cosine schedule (0.3 -> 0.6 -> 0.2)", "0.9400", fmt(cos), "median (range) over 3 seeds", t.seconds / len(SEEDS),
+        "above the lesson by more than 2 points, with all 3 seeds above it; not yet explained")  # fmt: skip
 
     events = []
 

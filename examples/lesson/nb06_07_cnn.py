@@ -32,7 +32,8 @@ def main() -> None:
     plain = lambda: cnn((8, 16, 32, 32), norm=None, act=nn.ReLU)  # noqa: E731
     with Timer() as t:
         acc = over_seeds(lambda s: fit(plain, s, E(3), 0.4))
-    row("06", "CNN [8, 16, 32, 32], ReLU, lr 0.4, 3 epochs", "0.9543 to 0.9606", fmt(acc), "SGD, batch 64; median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("06", "CNN [8, 16, 32, 32], ReLU, lr 0.4, 3 epochs", "0.9543 to 0.9606", fmt(acc), "SGD, batch 64; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        "about 2 points above the lesson with every seed; not yet explained")  # fmt: skip
 
     general = lambda init: (lambda: init_model(cnn((8, 16, 32, 32), norm=None, leak=0.1, sub=0.4, maxv=6.0), init, a=0.1))  # noqa: E731
     with Timer() as t:
@@ -63,7 +64,8 @@ def main() -> None:
             learn.fit(1, cbs=stop)
             tiny[norm] = accuracy_of(learn)
     row("07", "batch size 2, one epoch: BatchNorm vs RunningBatchNorm", "0.2604 vs 0.9730", f"{tiny['batch']:.4f} vs {tiny['running_batch']:.4f}",
-        "SGD lr 0.4, seed 0" + (f", {steps} steps" if steps else ", 30,000 steps"), t.seconds / 2)  # fmt: skip
+        "SGD lr 0.4, seed 0" + (f", {steps} steps" if steps else ", 30,000 steps"), t.seconds / 2,
+        "one seed only; both differ from the lesson by more than 2 points, not yet explained")  # fmt: skip
 
     rbn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="running_batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
     with Timer() as t:
@@ -76,15 +78,15 @@ def main() -> None:
         model = cnn((8, 16, 32, 64, 64), norm=None, leak=0.1, sub=0.4, maxv=6.0)
         if use_lsuv:
             lsuv_init(model, dls.train.one_batch()[0])
-        learn = ll.Learner(model, dls, opt_func=lambda p, lr: torch.optim.SGD(p, lr=lr, momentum=0.9), lr=0.3, metrics=[ll.accuracy], progress=False)
-        learn.fit(E(2), cbs=[ll.ParamScheduler({"lr": one_cycle(0.3)})])
+        learn = ll.Learner(model, dls, opt_func=torch.optim.SGD, lr=0.6, metrics=[ll.accuracy], progress=False)
+        learn.fit(E(2), cbs=[ll.ParamScheduler({"lr": one_cycle(0.6)})])
         return accuracy_of(learn)
 
     with Timer() as t:
         base = over_seeds(lambda s: lsuv_fit(s, False))
         lsuv = over_seeds(lambda s: lsuv_fit(s, True))
     row("07a", "baseline (PyTorch default init) vs LSUV init, 2 epochs", "0.9588 vs 0.9733", f"{fmt(base)} vs {fmt(lsuv)}",
-        "no norm, batch 512, SGD momentum 0.9, one-cycle to 0.3; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+        "no norm, batch 512, plain SGD (no momentum, as in the lesson at that point), one-cycle to 0.6; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
 
 
 class _StopAfter(ll.Callback):
