@@ -237,10 +237,10 @@ MISTAKES = [
     ("loader state from a foreign dict", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4))).load_state_dict({"pos": 1}), (KeyError, ValueError), "epoch"),
     # schedules
     ("combine_scheds that do not sum to 1", lambda: ll.combine_scheds([0.3, 0.3], [ll.sched_lin(0, 1), ll.sched_lin(1, 0)]), ValueError, "sum to 1"),
-    ("combine_scheds of different lengths", lambda: ll.combine_scheds([0.5, 0.5], [ll.sched_lin(0, 1)]), ValueError, ""),
+    ("combine_scheds of different lengths", lambda: ll.combine_scheds([0.5, 0.5], [ll.sched_lin(0, 1)]), ValueError, "one fraction per schedule"),
     # vision and augmentation
     ("get_files on a missing folder", lambda: ll.get_files("/no/such/folder"), (FileNotFoundError, ValueError), "/no/such/folder"),
-    ("ImageList.from_files on a folder with no images", lambda: ll.ImageList.from_files("/tmp/../tmp/.nothing-here-ll"), (FileNotFoundError, ValueError), ""),
+    ("ImageList.from_files on a folder that does not exist", lambda: ll.ImageList.from_files("/no/such/images"), FileNotFoundError, "is not a folder"),
     ("random_splitter(valid_pct=1.5)", lambda: ll.random_splitter(valid_pct=1.5), ValueError, "valid_pct"),
     ("RandomCrop(0)", lambda: ll.RandomCrop(0), ValueError, "size"),
     ("RandomAffine(degrees='10')", lambda: ll.RandomAffine(degrees="10"), TypeError, "degrees"),
