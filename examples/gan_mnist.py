@@ -11,6 +11,7 @@
 """
 
 import argparse
+import functools
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torch import nn
 
 import learnloop as ll
 from learnloop.datasets import mnist, mnist_dataloaders
+from learnloop.gan import gan_crit_loss
 from learnloop.layers import cnn
 from learnloop.plots import new_figure, save_figure
 from learnloop.vision import show_image
@@ -26,6 +28,7 @@ from learnloop.vision import show_image
 p = argparse.ArgumentParser()
 p.add_argument("--epochs", type=int, default=5)
 p.add_argument("--out", default="gan_samples")
+p.add_argument("--smooth", type=float, default=1.0, help="the critic's target for real images (0.9: one-sided label smoothing)")
 p.add_argument("--quick", action="store_true")
 args = p.parse_args()
 out = Path(args.out)
@@ -86,6 +89,7 @@ class Samples(ll.Callback):
 
 
 torch.set_num_threads(2)
-gan = ll.GANLearner(generator, critic, real, noise_size=nz, lr=2e-4, seed=0, progress=False, cbs=[Samples()])
+crit_loss = functools.partial(gan_crit_loss, real_label=args.smooth)
+gan = ll.GANLearner(generator, critic, real, crit_loss=crit_loss, noise_size=nz, lr=2e-4, seed=0, progress=False, cbs=[Samples()])
 gan.fit(1 if args.quick else args.epochs)
 print(f"samples saved in {out}")

@@ -32,10 +32,11 @@ from .loop import BaseLearner
 __all__ = ["GANModule", "GANTrainer", "GANLearner", "gan_gen_loss", "gan_crit_loss", "wgan_gen_loss", "wgan_gp_crit_loss", "gradient_penalty"]
 
 
-def gan_crit_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """Non-saturating GAN, critic side: binary cross-entropy, real -> 1, fake -> 0 (critic logits)."""
+def gan_crit_loss(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, real_label: float = 1.0) -> torch.Tensor:
+    """Non-saturating GAN, critic side: binary cross-entropy, real -> 1, fake -> 0 (critic logits).
+    `real_label` below 1 (e.g. 0.9) is one-sided label smoothing (Salimans et al. 2016)."""
     r, f = critic(real), critic(fake)
-    return F.binary_cross_entropy_with_logits(r, torch.ones_like(r)) + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
+    return F.binary_cross_entropy_with_logits(r, torch.full_like(r, real_label)) + F.binary_cross_entropy_with_logits(f, torch.zeros_like(f))
 
 
 def gan_gen_loss(critic: nn.Module, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
