@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from learnloop import DataLoaders
 
@@ -42,4 +42,6 @@ def tiny_dls(n_train: int = 6, n_valid: int = 4, bs: int = 2, n_in: int = 4, n_o
 # run with HYPOTHESIS_PROFILE=explore to search new ones.
 settings.register_profile("repeatable", derandomize=True, deadline=None)
 settings.register_profile("explore", max_examples=500, deadline=None)
+# Mutation runs: a failing example is enough, so no shrinking (which made mutants time out).
+settings.register_profile("mutation", derandomize=True, deadline=None, max_examples=25, phases=[Phase.explicit, Phase.generate])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
