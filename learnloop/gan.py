@@ -28,6 +28,7 @@ from .data.sampler import random_seed
 from .events import Callback, CancelValidException
 from .learner import Learner
 from .loop import BaseLearner
+from .utils import step_generator
 
 __all__ = ["GANModule", "GANTrainer", "GANLearner", "gan_gen_loss", "gan_crit_loss", "wgan_gen_loss", "wgan_gp_crit_loss", "gradient_penalty"]
 
@@ -109,7 +110,7 @@ class GANTrainer(Callback):
 
     def before_batch(self, learn: BaseLearner) -> None:
         real = learn.xb
-        g = torch.Generator().manual_seed((self.seed * 1_000_003 + learn.train_batches_done) % 2**63)
+        g = step_generator(self.seed, learn.train_batches_done)
         learn.xb = torch.randn(real.shape[0], *self.noise_size, generator=g).to(real.device)
         learn.yb = real
 

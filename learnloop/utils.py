@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case"]
+__all__ = ["set_seed", "step_generator", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case"]
 
 
 def set_seed(seed: int) -> None:
@@ -21,6 +21,12 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A CPU generator for one training step: its draws depend on (seed, step) only, so a resumed
+    run repeats them and nothing else's random stream moves."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
 
 
 def default_device() -> torch.device:

@@ -82,10 +82,10 @@ class ProgressBar(Callback):
     def __init__(self, bar: bool = True, table: bool = True):
         self.bar, self.table = bar, table
         self._pbar: Any = None
-        self._notebook, self._header_done, self._rows, self._table = False, False, [], None
+        self._header_done, self._rows, self._table = False, [], None
 
     def before_fit(self, learn: BaseLearner) -> None:
-        self._header_done, self._notebook, self._rows, self._table = False, in_notebook(), [], None
+        self._header_done, self._rows, self._table = False, [], None
 
     def _open(self, learn: BaseLearner, what: str) -> None:
         if not self.bar:
@@ -130,7 +130,7 @@ class ProgressBar(Callback):
         if row is None:
             return
         keys = list(row)
-        if self._notebook:  # one HTML table, redrawn with each new row
+        if in_notebook():  # one HTML table, redrawn with each new row
             from IPython.display import HTML, display
 
             self._rows.append(row)

@@ -47,9 +47,9 @@ def _size(name: str, size: Any) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _prob(name: str, p: Any) -> float:
+def _prob(name: str, p: Any, what: str = "p") -> float:
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p!r}.")
+        raise ValueError(f"{name}: {what} must be a probability in [0, 1], got {p!r}.")
     return float(p)
 
 
@@ -63,7 +63,8 @@ def _pil(name: str, img: Any) -> Image.Image:
 
 class RandomTransform:
     """Base of the random item transforms: `order` 11 (after resizing, before tensors), a
-    probability `p`, and `valid_tfm()` for what validation items get instead (None: nothing)."""
+    probability `p` of running `apply(img, rng)` (which subclasses define), and `valid_tfm()`
+    for what validation items get instead (None: nothing)."""
 
     order, is_random, p = 11, True, 1.0
 
@@ -71,9 +72,6 @@ class RandomTransform:
         _pil(type(self).__name__, img)
         rng = rng or random  # the module's functions: the global generator when used alone
         return self.apply(img, rng) if self.p >= 1 or rng.random() < self.p else img
-
-    def apply(self, img: Image.Image, rng: random.Random) -> Image.Image:
-        raise NotImplementedError
 
     def valid_tfm(self) -> Callable | None:
         return None
@@ -150,9 +148,10 @@ class GeneralCrop:
         return left, top, left + cw, top + ch
 
     def __call__(self, img: Image.Image, rng: Any = None) -> Image.Image:
-        _pil(type(self).__name__, img)
-        box = self.corners(*img.size, rng or random)
-        return img.transform(self.size, Image.Transform.EXTENT, box, resample=self.resample)
+        return self.apply(_pil(type(self).__name__, img), rng or random)
+
+    def apply(self, img: Image.Image, rng: Any) -> Image.Image:
+        return img.transform(self.size, Image.Transform.EXTENT, self.corners(*img.size, rng), resample=self.resample)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, crop_size={self.crop_size})"
@@ -205,9 +204,6 @@ class RandomResizedCrop(RandomTransform, GeneralCrop):
         left, top = (w - cw) / 2, (h - ch) / 2
         return left, top, left + cw, top + ch
 
-    def apply(self, img: Image.Image, rng: random.Random) -> Image.Image:
-        return img.transform(self.size, Image.Transform.EXTENT, self.corners(*img.size, rng), resample=self.resample)
-
     def valid_tfm(self) -> Callable | None:
         return CenterCrop(self.size, scale=1.14, resample=self.resample)
 
@@ -234,9 +230,6 @@ class RandomCrop(RandomTransform, GeneralCrop):
         left = rng.randint(-self.padding, w + self.padding - cw)
         top = rng.randint(-self.padding, h + self.padding - ch)
         return left, top, left + cw, top + ch
-
-    def apply(self, img: Image.Image, rng: random.Random) -> Image.Image:
-        return img.transform(self.size, Image.Transform.EXTENT, self.corners(*img.size, rng), resample=Image.NEAREST)
 
     def valid_tfm(self) -> Callable | None:
         return CenterCrop(self.size, scale=1.0)

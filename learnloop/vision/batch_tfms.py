@@ -20,13 +20,10 @@ import torch.nn.functional as F
 from ..data.sampler import random_seed
 from ..events import Callback
 from ..loop import BaseLearner
+from ..utils import step_generator
+from .augment import _prob
 
 __all__ = ["rotation_matrix", "rotate_batch", "BatchAugment", "RandomAffine", "RandomErasing", "step_generator"]
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A CPU generator for one training step: draws depend on (seed, step) only."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % 2**63)
 
 
 def rotation_matrix(thetas: torch.Tensor) -> torch.Tensor:
@@ -69,12 +66,6 @@ def _range(name: str, what: str, v: Any, symmetric: bool) -> tuple[float, float]
     if lo > hi:
         raise ValueError(f"{name}: {what} range ({lo}, {hi}) has min > max.")
     return lo, hi
-
-
-def _prob(name: str, p: Any) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        raise ValueError(f"{name}: probabilities must be in [0, 1], got {p!r}.")
-    return float(p)
 
 
 class BatchAugment(Callback):
@@ -121,7 +112,7 @@ class RandomAffine(BatchAugment):
         if self.scale[0] <= 0:
             raise ValueError(f"RandomAffine: scale must be > 0 (1 = no zoom), got {scale!r}.")
         self.translate = _range("RandomAffine", "translate", translate, symmetric=True)
-        self.flip, self.p = _prob("RandomAffine", flip), _prob("RandomAffine", p)
+        self.flip, self.p = _prob("RandomAffine", flip, "flip"), _prob("RandomAffine", p)
         if padding_mode not in ("zeros", "border", "reflection"):
             raise ValueError(f"RandomAffine: padding_mode must be 'zeros', 'border' or 'reflection', got {padding_mode!r}.")
         if mode not in ("bilinear", "nearest"):
