@@ -193,3 +193,8 @@ def test_train_and_show_batch_on_a_folder_of_images(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "config.json").read_text())["data_meta"]["classes"] == ["blue", "red"]
     assert main(["show-batch", *args, "--out", str(tmp_path / "grid.png")]) == 0
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "imgs" / "train" / "red" / "bad.png").write_bytes(b"not a png")
+    assert main(["train", *args, "--epochs", "1", "--quiet", "--out", str(tmp_path / "run2")]) == 1
+    assert "Cannot read image" in capsys.readouterr().err  # named, before training
+    with pytest.warns(UserWarning, match="skipped 1 of 25 training images"):
+        assert main(["train", *args, "--epochs", "1", "--quiet", "--skip-bad-images", "--out", str(tmp_path / "run3")]) == 0

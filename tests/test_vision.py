@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,28 @@ def test_to_dataloaders_batches_resumes_and_trains(folder, tmp_path):
     learn = ll.Learner(cnn_layers(dls.c_in, dls.c_out, nfs=(8,), stem=(4,)), dls, lr=0.01, progress=False, cbs=[Spy()])
     learn.fit(1)
     assert set(seen) == {torch.float32} and len(learn.recorder.history) == 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_unreadable_images_stop_training_or_are_skipped_and_counted(folder, workers):
+    good = _img(folder / "tmp.jpg").read_bytes()
+    (folder / "tmp.jpg").unlink()
+    for name in ("broken.jpg", "empty.png"):  # a truncated JPEG and an empty file
+        (folder / "train" / "cat" / name).write_bytes(good[:100] if name.endswith("jpg") else b"")
+    lsd = label_by_func(SplitData.split_by_func(ImageList.from_files(folder), grandparent_splitter(valid_name="valid")), parent_labeler)
+    n_train = len(lsd.train)
+    with pytest.raises(ValueError, match=r"Cannot read image .*(broken\.jpg|empty\.png)"):  # by default, at once
+        list(lsd.to_dataloaders(batch_size=4, size=8, num_workers=workers, seed=0, mean=[0.5] * 3, std=[0.25] * 3).train)
+    with pytest.raises(ValueError, match="on_error must be 'raise'"):
+        lsd.to_dataloaders(batch_size=4, size=8, on_error="ignore")
+    dls = lsd.to_dataloaders(batch_size=4, size=8, num_workers=workers, seed=0, on_error="skip")
+    for epoch in range(2):  # the count starts again each pass
+        with pytest.warns(UserWarning, match=rf"skipped 2 of {n_train} training images in this pass .*the first: Cannot read image .*(broken|empty)") as rec:
+            seen = sum(len(yb) for _, yb in dls.train)
+        assert seen == n_train - 2 and len([w for w in rec if "skipped" in str(w.message)]) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing unreadable on the validation side: no warning
+        assert sum(len(yb) for _, yb in dls.valid) == len(lsd.valid)
 
 
 @pytest.fixture(scope="module")

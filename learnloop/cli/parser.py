@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="which dataset (MNIST's are checked against the files' checksums); a --data folder of images needs none")
     train.add_argument("--size", type=_positive_int, default=None, help="image folders: resize every image to SIZE x SIZE")
     train.add_argument("--workers", type=int, default=None, help="image folders: decoding processes (default: one per core but one)")
+    train.add_argument("--skip-bad-images", action="store_true",
+                       help="image folders: leave unreadable images out (counted per epoch) instead of stopping at the first")
     train.add_argument("--epochs", type=_positive_int, default=3, help="number of epochs")
     train.add_argument("--bs", "--batch-size", dest="bs", type=_positive_int, default=64, help="batch size")
     train.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate (the peak, with one-cycle)")
@@ -106,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the LR finder on the same model and data as `learnloop train`, print the suggested learning rates and save the plot.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _share(train, find, ("data", "dataset", "size", "workers", "bs", "opt", "model", "channels", "hidden", "device", "seed"))
+    _share(train, find, ("data", "dataset", "size", "workers", "skip_bad_images", "bs", "opt", "model", "channels", "hidden", "device", "seed"))
     find.add_argument("--start-lr", type=_positive_float, default=1e-7, help="first learning rate of the sweep")
     find.add_argument("--end-lr", type=_positive_float, default=10.0, help="last learning rate of the sweep")
     find.add_argument("--num-it", type=_positive_int, default=100, help="number of mini-batches in the sweep")
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the loaders `learnloop train` would (a folder of images, or MNIST) and save a grid of the first training batch with its labels.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    _share(train, show, ("data", "dataset", "size", "workers", "bs", "seed", "model"))
+    _share(train, show, ("data", "dataset", "size", "workers", "skip_bad_images", "bs", "seed", "model"))
     show.add_argument("--n", type=_positive_int, default=16, help="images in the grid")
     show.add_argument("--out", default="batch.png", help="where to save the grid (PNG)")
     report = sub.add_parser(

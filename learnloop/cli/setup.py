@@ -61,7 +61,8 @@ def make_data(args: argparse.Namespace) -> tuple[DataLoaders, torch.nn.Module, _
     main_rank = distributed.is_main()
     folder = _image_folder(args)
     if folder is not None:
-        dls = folder_dataloaders(folder, args.bs, size=getattr(args, "size", None), seed=args.seed, num_workers=getattr(args, "workers", None), verbose=main_rank)
+        dls = folder_dataloaders(folder, args.bs, size=getattr(args, "size", None), seed=args.seed, num_workers=getattr(args, "workers", None),
+                                 on_error="skip" if getattr(args, "skip_bad_images", False) else "raise", verbose=main_rank)  # fmt: skip
         return dls, cnn_layers(dls.c_in, dls.c_out), _Data(folder.name, len(dls.valid.dataset), str(folder))
     data = (fashion_mnist if args.dataset == "fashion-mnist" else mnist)(args.data, verbose=main_rank)
     dls = mnist_dataloaders(args.bs, flatten=args.model == "mlp", data=data, seed=args.seed)

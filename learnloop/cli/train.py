@@ -40,7 +40,7 @@ class _RunFolder(Callback):
 
 
 # What --resume takes back from a run's config.json.
-_RUN_SETTINGS = ("data", "dataset", "size", "workers", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
+_RUN_SETTINGS = ("data", "dataset", "size", "workers", "skip_bad_images", "epochs", "bs", "lr", "opt", "model", "channels", "hidden", "device", "seed", "schedule", "save_every",
                  "precision", "compile", "clip", "nproc", "tensorboard")  # fmt: skip
 
 

@@ -69,6 +69,9 @@ class DataLoader:
         pin_memory: page-lock batches for faster host-to-GPU copies (only when CUDA is present).
         seed: seed of the shuffling sampler; None draws one from torch's global RNG.
 
+    A dataset may define `set_epoch(epoch, seed)` (called before each pass, e.g. to seed random
+    augmentations) and `end_pass()` (called after a complete one, e.g. to report skipped items).
+
     The loader is resumable: `state_dict()` records the epoch, the sampler's seed and the
     position inside the epoch, and after `load_state_dict()` iteration continues with exactly
     the batches the original would have produced next, without replaying earlier ones.
@@ -145,6 +148,8 @@ class DataLoader:
                 self._open = None
                 if completed:
                     self.epoch, self.position = epoch + 1, 0
+                    if hasattr(self.dataset, "end_pass"):  # e.g. a report of the images it skipped
+                        self.dataset.end_pass()
                 else:
                     self._abandon()
 

@@ -17,7 +17,7 @@ def folder_dataloaders(path: str | Path, batch_size: int = 64, size: int | None 
     """Image classification data from a folder: `train/<class>/...` with `valid/`, `val/` or
     `test/` beside it is split that way; one folder per class is split at random (`valid_pct`,
     the same split every time). Labels are the parent folders' names. `kwargs` go to
-    `to_dataloaders` (num_workers, item_tfms, batch_tfms, mean, std)."""
+    `to_dataloaders` (num_workers, item_tfms, batch_tfms, mean, std, on_error)."""
     il = ImageList.from_files(path)
     layout = {Path(p).parent.parent.name for p in il.items}
     if "train" in layout and layout & {"valid", "val", "test"}:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
+import warnings
 from typing import Any, Callable, Sequence
 
 import torch
@@ -30,16 +32,40 @@ class ImageDataset:
     for its `valid_tfm()`.
     """
 
-    def __init__(self, ld: Any, tfms: Sequence[Callable] = (), train: bool = True, seed: int = 0):
+    def __init__(self, ld: Any, tfms: Sequence[Callable] = (), train: bool = True, seed: int = 0, on_error: str = "raise"):
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' (stop at the first unreadable image) or 'skip' (leave it out and count it), got {on_error!r}.")
         self.ld, self.train, self.seed, self.epoch = ld, train, seed, 0
         self.tfms = split_tfms(list(tfms), train)
         self._random = any(getattr(t, "is_random", False) for t in self.tfms)
+        # Skips happen in the decoding processes: they count into shared memory, which the main
+        # process reads when the pass ends (the number skipped, and the first item that failed).
+        self.on_error = on_error
+        self._skips = (multiprocessing.Value("q", 0), multiprocessing.Value("q", -1)) if on_error == "skip" else None
 
     def set_epoch(self, epoch: int, seed: int | None = None) -> None:
         """Called by the loader before each pass: the epoch (and sampler seed) random draws use."""
         self.epoch = epoch
         if seed is not None:
             self.seed = seed
+        if self._skips is not None:
+            self._skips[0].value, self._skips[1].value = 0, -1
+
+    def end_pass(self) -> int:
+        """Called by the loader after a complete pass: warns how many unreadable images were
+        skipped in it (`on_error='skip'`), naming the first; returns that number."""
+        if self._skips is None or self._skips[0].value == 0:
+            return 0
+        n, item = self._skips[0].value, self.ld.x.items[self._skips[1].value]
+        try:
+            self.ld.x.get(item)
+            why = f"the first: {item}"
+        except ValueError as e:  # read it again here: the worker that failed has its own copy of the error
+            why = f"the first: {e}"
+        side = "training" if self.train else "validation"
+        warnings.warn(f"learnloop: skipped {n} of {len(self)} {side} images in this pass because they could not be read "
+                      f"({why}). They were left out of their batches; fix or delete them to train on every image.", stacklevel=2)  # fmt: skip
+        return n
 
     def rng(self, i: int) -> random.Random | None:
         """The generator item i's random transforms use in this epoch (None when none are random)."""
@@ -52,8 +78,28 @@ class ImageDataset:
         x = self.ld.x
         return compose(x.get(x.items[i]), self.tfms, self.rng(i)), self.ld.y[i]
 
+    def _skipped(self, i: int) -> None:
+        count, first = self._skips
+        with count.get_lock():
+            count.value += 1
+            if first.value < 0:
+                first.value = i
+
     def __getitems__(self, idxs: Sequence[int]) -> Any:
-        samples = [self[i] for i in idxs]
+        if self._skips is None:
+            samples = [self[i] for i in idxs]
+        else:
+            samples = []
+            for i in idxs:
+                try:
+                    samples.append(self[i])
+                except ValueError as e:
+                    if not str(e).startswith("Cannot read image"):  # only unreadable files are skipped, not bugs
+                        raise
+                    self._skipped(i)
+            if not samples:
+                raise ValueError(f"Every image of a batch failed to read (the first: {self.ld.x.items[idxs[0]]}): "
+                                 "the folder looks broken, check the files.")  # fmt: skip
         if hasattr(samples[0][0], "getbands"):  # PIL images: one uint8 batch
             return collate_images(samples)
         return collate(samples)
@@ -80,6 +126,7 @@ def to_dataloaders(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     stats_sample: int = 512,
+    on_error: str = "raise",
 ) -> DataLoaders:
     """`DataLoaders` over a labelled `SplitData`: shuffled training batches, ordered validation
     batches (twice as large), decoded in `num_workers` processes (default: `default_workers()`).
@@ -88,6 +135,10 @@ def to_dataloaders(
     the batch; `FloatNormalize(mean, std)` (per channel, measured on `stats_sample` training
     images unless given) and then `batch_tfms` run per batch on the training device. The result
     carries `c_in` (channels), `c_out` (classes), `vocab` and `meta` (what export needs).
+
+    An image that cannot be read stops training with an error naming the file; with
+    `on_error='skip'` it is left out of its batch instead, and each pass ends with a warning
+    saying how many were skipped and which was the first.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
@@ -96,7 +147,8 @@ def to_dataloaders(
         tfms.append(ResizeFixed(size))
         for side in (sd.train, sd.valid):
             side.x.draft = (size, size)
-    train, valid = ImageDataset(sd.train, tfms, train=True), ImageDataset(sd.valid, tfms, train=False)
+    train = ImageDataset(sd.train, tfms, train=True, on_error=on_error)
+    valid = ImageDataset(sd.valid, tfms, train=False, on_error=on_error)
     if mean is None or std is None:
         m, s = _channel_stats(train, stats_sample, 0 if seed is None else seed)
         mean, std = mean or m, std or s
@@ -105,10 +157,10 @@ def to_dataloaders(
         DataLoader(train, batch_size, shuffle=True, seed=seed, num_workers=workers),
         DataLoader(valid, 2 * batch_size, shuffle=False, num_workers=workers),
     )
-    x0, _ = train[0]
+    x0 = train.__getitems__(list(range(min(len(train), 64 if on_error == "skip" else 1))))[0][0]  # the first readable image
     dls.batch_tfms = [FloatNormalize(mean, std), *(batch_tfms or [])]
     dls.vocab = list(sd.train.proc_y.vocab)
-    dls.c_in, dls.c_out = len(x0.getbands()) if hasattr(x0, "getbands") else int(x0.shape[0]), len(dls.vocab)
+    dls.c_in, dls.c_out = int(x0.shape[0]), len(dls.vocab)
     dls.meta = {"dataset": "images", "source": str(sd.train.x.path), "mean": [float(v) for v in mean], "std": [float(v) for v in std],
                 "pixel_scale": 255.0, "size": size, "classes": dls.vocab}  # fmt: skip
     return dls
