@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import namedtuple
 
 import numpy as np
@@ -222,6 +223,38 @@ def test_workers_give_the_same_batches_in_the_same_order():
     assert len(a) == len(b) == 13 and all(torch.equal(x, y) for x, y in zip(a, b))
     generic = [b["y"] for b in DataLoader(ListDS(9), batch_size=4, num_workers=2)]
     assert [g.tolist() for g in generic] == [[0, 1, 2, 0], [1, 2, 0, 1], [2]]
+
+
+class EpochDS:
+    """Says which process fetched each item, and in which epoch (what `set_epoch` told it)."""
+
+    def __init__(self, n):
+        self.n, self.epoch = n, None
+
+    def __len__(self):
+        return self.n
+
+    def set_epoch(self, epoch, seed=None):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        return torch.tensor([i, os.getpid(), self.epoch])
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+def test_workers_see_each_epoch_and_persistent_ones_are_kept(persistent):
+    dl = DataLoader(EpochDS(12), batch_size=4, shuffle=True, seed=1, num_workers=2, persistent_workers=persistent)
+    passes = [torch.cat(list(dl)) for _ in range(3)]
+    plain = DataLoader(EpochDS(12), batch_size=4, shuffle=True, seed=1)
+    for epoch, (got, want) in enumerate(zip(passes, (torch.cat(list(plain)) for _ in range(3)))):
+        assert torch.equal(got[:, 0], want[:, 0]) and set(got[:, 2].tolist()) == {epoch}  # the worker's copy knew the epoch
+    pids = [set(p[:, 1].tolist()) for p in passes]
+    assert os.getpid() not in pids[0] and (pids[0] == pids[1] == pids[2]) == persistent
+    # a pass started while another is open takes over; the old one ends rather than take its batches
+    old = iter(dl)
+    next(old)
+    new = [b[:, 0] for b in dl]
+    assert len(new) == 3 and (list(old) == []) == persistent
 
 
 def test_loader_argument_errors():

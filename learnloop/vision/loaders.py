@@ -48,15 +48,14 @@ class ImageDataset:
         self.epoch = epoch
         if seed is not None:
             self.seed = seed
-        if self._skips is not None:
-            self._skips[0].value, self._skips[1].value = 0, -1
 
     def end_pass(self) -> int:
-        """Called by the loader after a complete pass: warns how many unreadable images were
-        skipped in it (`on_error='skip'`), naming the first; returns that number."""
+        """Called by the loader when a pass ends: warns how many unreadable images were skipped
+        in it (`on_error='skip'`), naming the first, and starts the count again; returns it."""
         if self._skips is None or self._skips[0].value == 0:
             return 0
         n, item = self._skips[0].value, self.ld.x.items[self._skips[1].value]
+        self.reset_skips()
         try:
             self.ld.x.get(item)
             why = f"the first: {item}"
@@ -77,6 +76,10 @@ class ImageDataset:
     def __getitem__(self, i: int) -> tuple[Any, torch.Tensor]:
         x = self.ld.x
         return compose(x.get(x.items[i]), self.tfms, self.rng(i)), self.ld.y[i]
+
+    def reset_skips(self) -> None:
+        if self._skips is not None:
+            self._skips[0].value, self._skips[1].value = 0, -1
 
     def _skipped(self, i: int) -> None:
         count, first = self._skips
@@ -127,9 +130,11 @@ def to_dataloaders(
     std: Sequence[float] | None = None,
     stats_sample: int = 512,
     on_error: str = "raise",
+    persistent_workers: bool = True,
 ) -> DataLoaders:
     """`DataLoaders` over a labelled `SplitData`: shuffled training batches, ordered validation
-    batches (twice as large), decoded in `num_workers` processes (default: `default_workers()`).
+    batches (twice as large), decoded in `num_workers` processes (default: `default_workers()`),
+    kept between passes unless `persistent_workers=False`.
 
     `size` resizes every image (JPEGs decode straight at reduced size). Items stay uint8 up to
     the batch; `FloatNormalize(mean, std)` (per channel, measured on `stats_sample` training
@@ -154,10 +159,11 @@ def to_dataloaders(
         mean, std = mean or m, std or s
     workers = default_workers() if num_workers is None else num_workers
     dls = DataLoaders(
-        DataLoader(train, batch_size, shuffle=True, seed=seed, num_workers=workers),
-        DataLoader(valid, 2 * batch_size, shuffle=False, num_workers=workers),
+        DataLoader(train, batch_size, shuffle=True, seed=seed, num_workers=workers, persistent_workers=persistent_workers),
+        DataLoader(valid, 2 * batch_size, shuffle=False, num_workers=workers, persistent_workers=persistent_workers),
     )
     x0 = train.__getitems__(list(range(min(len(train), 64 if on_error == "skip" else 1))))[0][0]  # the first readable image
+    train.reset_skips()  # what the statistics and the first image left out is counted in the passes
     dls.batch_tfms = [FloatNormalize(mean, std), *(batch_tfms or [])]
     dls.vocab = list(sd.train.proc_y.vocab)
     dls.c_in, dls.c_out = int(x0.shape[0]), len(dls.vocab)
