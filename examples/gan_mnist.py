@@ -1,6 +1,6 @@
 """A small DCGAN on MNIST, trained by callbacks (GANLearner), scored by a learnloop classifier.
 
-    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--quick]
+    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--quick]
 
 1. Trains an MNIST classifier (the lesson's CNN with batch norm, one-cycle, 3 epochs; >= 99%).
 2. Trains a DCGAN (non-saturating loss, Adam lr 2e-4, betas (0.5, 0.999)) and after every
@@ -29,6 +29,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--epochs", type=int, default=5)
 p.add_argument("--out", default="gan_samples")
 p.add_argument("--smooth", type=float, default=1.0, help="the critic's target for real images (0.9: one-sided label smoothing)")
+p.add_argument("--ema", type=float, default=None, help="draw samples from a moving average of the generator's weights with this decay (e.g. 0.999)")
 p.add_argument("--quick", action="store_true")
 args = p.parse_args()
 out = Path(args.out)
@@ -84,12 +85,16 @@ class Samples(ll.Callback):
         save_figure(fig, out / f"samples_epoch{learn.epoch + 1}.png")
         top, classes = score(learn.generate(1000, seed=1))
         row = learn.recorder.history[-1]
+        live = ""
+        if learn.model.generator_ema is not None:  # the generator itself, for comparison with its average
+            live_top, live_classes = score(learn.generate(1000, seed=1, ema=False))
+            live = f" (the generator itself: {live_top:.3f}, {live_classes}/10)"
         print(f"epoch {learn.epoch + 1}: critic loss {row['crit_loss']:.3f}, generator loss {row['gen_loss']:.3f}; "
-              f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
+              f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes{live}; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
 
 
 torch.set_num_threads(2)
 crit_loss = functools.partial(gan_crit_loss, real_label=args.smooth)
-gan = ll.GANLearner(generator, critic, real, crit_loss=crit_loss, noise_size=nz, lr=2e-4, seed=0, progress=False, cbs=[Samples()])
+gan = ll.GANLearner(generator, critic, real, crit_loss=crit_loss, noise_size=nz, lr=2e-4, seed=0, ema=args.ema, progress=False, cbs=[Samples()])
 gan.fit(1 if args.quick else args.epochs)
 print(f"samples saved in {out}")

@@ -17,6 +17,7 @@ Losses: the non-saturating GAN loss (the default; Goodfellow et al. 2014, sectio
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Callable, Sequence
 
 import torch
@@ -67,11 +68,34 @@ def wgan_gen_loss(critic: nn.Module, fake: torch.Tensor, real: torch.Tensor | No
 
 class GANModule(nn.Module):
     """Generator and critic as one module, so checkpoints, devices and exports see both.
-    `forward(noise)` is the generator; without gradients in the critic phase (`gen_mode=False`)."""
+    `forward(noise)` is the generator; without gradients in the critic phase (`gen_mode=False`).
 
-    def __init__(self, generator: nn.Module, critic: nn.Module):
+    With `ema` (e.g. 0.999) it also keeps `generator_ema`, an exponential moving average of the
+    generator's weights and batch-norm statistics, updated after every generator step: the
+    average of a generator that keeps circling an equilibrium draws better samples than any one
+    point of its path (Yazici et al. 2019). Early on the decay is min(ema, (1 + t) / (10 + t))
+    at step t, so the average does not remember the random start for long."""
+
+    def __init__(self, generator: nn.Module, critic: nn.Module, ema: float | None = None):
         super().__init__()
-        self.generator, self.critic, self.gen_mode = generator, critic, False
+        if ema is not None and not 0 < ema < 1:
+            raise ValueError(f"ema (the decay of the generator's weight average) must be between 0 and 1, e.g. 0.999; got {ema!r}.")
+        self.generator, self.critic, self.gen_mode, self.ema = generator, critic, False, ema
+        self.generator_ema = copy.deepcopy(generator).requires_grad_(False) if ema is not None else None
+        if ema is not None:
+            self.register_buffer("ema_steps", torch.zeros((), dtype=torch.long))  # in checkpoints: a resumed average goes on exactly
+
+    @torch.no_grad()
+    def update_ema(self) -> None:
+        """One step of the weight average toward the generator's current weights and buffers."""
+        self.ema_steps += 1
+        t = int(self.ema_steps)
+        decay = min(self.ema, (1 + t) / (10 + t))
+        for avg, now in zip(self.generator_ema.state_dict().values(), self.generator.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(now, 1 - decay)
+            else:  # counters such as num_batches_tracked
+                avg.copy_(now)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
         if self.gen_mode:
@@ -125,6 +149,8 @@ class GANTrainer(Callback):
         learn.recorder.log("gen_loss" if learn.gen_mode else "crit_loss", learn.loss)
 
     def after_step(self, learn: BaseLearner) -> None:
+        if learn.gen_mode and learn.model.generator_ema is not None:
+            learn.model.update_ema()
         self.steps_in_mode += 1
         if self.switch(learn, self.steps_in_mode):
             self.steps_in_mode = 0
@@ -134,7 +160,9 @@ class GANTrainer(Callback):
         raise CancelValidException()
 
     def after_fit(self, learn: BaseLearner) -> None:
-        learn.model.requires_grad_(True)
+        if isinstance(learn.model, GANModule):  # (after_fit also runs when before_fit refused the model)
+            learn.model.generator.requires_grad_(True)
+            learn.model.critic.requires_grad_(True)
 
     def state_dict(self) -> dict[str, Any]:
         # Both optimizers: the checkpoint's own `opt` is only the one of the running phase.
@@ -167,6 +195,8 @@ class GANLearner(Learner):
         n_crit: critic steps per generator step (WGAN-GP uses 5).
         switch: `switch(learn, steps_in_phase) -> bool`, to change phase; overrides `n_crit`.
         noise_size: the shape of one noise vector (an int or a tuple).
+        ema: keep a moving average of the generator's weights with this decay (e.g. 0.999),
+            which `generate` draws from; see `GANModule`.
         kwargs: the rest of `Learner`'s arguments (cbs, device, progress, ...).
     """
 
@@ -174,7 +204,7 @@ class GANLearner(Learner):
                  gen_loss: Callable[..., torch.Tensor] = gan_gen_loss, crit_loss: Callable[..., torch.Tensor] = gan_crit_loss,
                  opt_func: Callable[..., torch.optim.Optimizer] | None = None, lr: float = 2e-4, n_crit: int = 1,
                  switch: Callable[[BaseLearner, int], bool] | None = None, noise_size: int | Sequence[int] = 100,
-                 seed: int | None = None, **kwargs: Any):  # fmt: skip
+                 seed: int | None = None, ema: float | None = None, **kwargs: Any):  # fmt: skip
         for name, f in (("gen_loss", gen_loss), ("crit_loss", crit_loss)):
             if not callable(f):
                 raise TypeError(f"{name} must be a function of (critic, ...) returning a scalar tensor, got {type(f).__name__}.")
@@ -186,7 +216,7 @@ class GANLearner(Learner):
         self.crit_opt: torch.optim.Optimizer | None = None
         self.gen_mode = False
         cbs = [*(kwargs.pop("cbs", None) or []), trainer]
-        super().__init__(GANModule(generator, critic), train_only, loss_func=self._loss, opt_func=opt_func, lr=lr, cbs=cbs, **kwargs)
+        super().__init__(GANModule(generator, critic, ema), train_only, loss_func=self._loss, opt_func=opt_func, lr=lr, cbs=cbs, **kwargs)
 
     def split_batch(self, batch: Any) -> tuple[Any, Any]:
         """Real images, with or without labels: the labels are not used."""
@@ -203,11 +233,13 @@ class GANLearner(Learner):
         critic = self.model.critic
         return self.gen_loss(critic, fake, real) if self.gen_mode else self.crit_loss(critic, real, fake)
 
-    def generate(self, n: int = 64, seed: int = 0) -> torch.Tensor:
-        """`n` samples from the generator (eval mode, no gradients), from a fixed seed."""
+    def generate(self, n: int = 64, seed: int = 0, ema: bool = True) -> torch.Tensor:
+        """`n` samples (eval mode, no gradients) from a fixed seed: from the generator's weight
+        average when there is one (`ema=False`: from the generator itself)."""
         g = torch.Generator().manual_seed(seed)
         noise = torch.randn(n, *self.gan_trainer.noise_size, generator=g).to(self.device)
-        gen = self.model.generator
+        averaged = self.model.generator_ema
+        gen = averaged if ema and averaged is not None else self.model.generator
         was_training = gen.training
         gen.eval()
         try:

@@ -88,10 +88,45 @@ def test_gradient_penalty_matches_the_formula_for_a_linear_critic():
     assert len(learn.recorder.logs["crit_loss"]) == 14 and len(learn.recorder.logs["gen_loss"]) == 2  # 16 steps: CCCCCG CCCCCG CCCC
 
 
-def test_checkpoint_resume_of_a_gan_is_exact(tmp_path):
+def test_generator_average_follows_its_formula_weights_and_batch_norm_statistics():
+    torch.manual_seed(0)
+    gen = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    gan = GANModule(gen, nn.Linear(4, 1), ema=0.6)
+    expected = {k: v.clone() for k, v in gen.state_dict().items()}
+    for t in range(1, 8):
+        with torch.no_grad():
+            gen[0].weight.add_(torch.randn(4, 3))
+        gen(torch.randn(16, 3) * t)  # train mode: moves the running statistics
+        gan.update_ema()
+        decay = min(0.6, (1 + t) / (10 + t))  # the warm-up, then 0.6 from t = 5 on
+        for k, v in gen.state_dict().items():
+            expected[k] = decay * expected[k] + (1 - decay) * v if v.is_floating_point() else v.clone()
+    got = gan.generator_ema.state_dict()
+    assert int(gan.ema_steps) == 7 and got["1.num_batches_tracked"] == 7
+    for k, v in expected.items():
+        torch.testing.assert_close(got[k], v, rtol=1e-6, atol=1e-6)
+    assert not any(p.requires_grad for p in gan.generator_ema.parameters())
+    with pytest.raises(ValueError, match="ema .* between 0 and 1"):
+        GANModule(gen, nn.Linear(4, 1), ema=1.0)
+
+
+def test_gan_learner_with_a_generator_average_draws_from_it():
+    ll.set_seed(0)
+    real = blob()
+    learn = ll.GANLearner(*models(), dls(64), lr=1e-3, noise_size=8, seed=0, ema=0.9, progress=False)
+    learn.fit(4)
+    assert int(learn.model.ema_steps) == len(learn.recorder.logs["gen_loss"]) == 64  # one update per generator step
+    averaged, live = learn.generate(1000), learn.generate(1000, ema=False)
+    assert not torch.equal(averaged, live)
+    assert energy_distance(averaged, real[:1000]) < 0.3 and energy_distance(live, real[:1000]) < 0.3
+    assert all(p.requires_grad for p in learn.model.generator.parameters()) and not any(p.requires_grad for p in learn.model.generator_ema.parameters())
+
+
+@pytest.mark.parametrize("ema", [None, 0.95])
+def test_checkpoint_resume_of_a_gan_is_exact(tmp_path, ema):
     def make():
         ll.set_seed(3)
-        return ll.GANLearner(*models(), dls(), lr=1e-3, noise_size=8, n_crit=2, seed=0, progress=False)
+        return ll.GANLearner(*models(), dls(), lr=1e-3, noise_size=8, n_crit=2, seed=0, ema=ema, progress=False)
 
     whole = make()
     whole.fit(2)
@@ -108,6 +143,7 @@ def test_checkpoint_resume_of_a_gan_is_exact(tmp_path):
         part.fit(2, cbs=[Stop(), ll.Checkpoint(every_n_steps=7, dir=tmp_path)])
     resumed = make()
     resumed.fit(2, resume=tmp_path, cbs=[ll.Checkpoint(every_n_steps=7, dir=tmp_path)])
+    assert whole.model.state_dict().keys() == resumed.model.state_dict().keys()
     assert all(torch.equal(a, b) for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()))
 
 
