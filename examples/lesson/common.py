@@ -30,6 +30,18 @@ def loaders(bs: int, flatten: bool = True, seed: int = 0, **kw: Any) -> ll.DataL
     return mnist_dataloaders(bs, flatten=flatten, data=data(), seed=seed, **kw)
 
 
+def lesson_loaders(bs: int, seed: int = 0, normalized: bool = False, flatten: bool = True) -> ll.DataLoaders:
+    """MNIST as the lesson had it (mnist.pkl.gz): the first 50,000 training images to train on,
+    the last 10,000 to validate on (not the test set), pixels in [0, 1]; normalised with the
+    training images' mean and std from notebook 06 on (`normalized=True`), not before."""
+    d = mnist()
+    n = 2000 if QUICK else 50_000
+    split = d._replace(x_train=d.x_train[:n], y_train=d.y_train[:n], x_test=d.x_train[50_000:][: 500 if QUICK else None],
+                       y_test=d.y_train[50_000:][: 500 if QUICK else None])  # fmt: skip
+    stats = {} if normalized else {"mean": 0.0, "std": 1.0}
+    return mnist_dataloaders(bs, flatten=flatten, data=split, seed=seed, **stats)
+
+
 def over_seeds(run: Callable[[int], float]) -> tuple[float, float, float]:
     """median, min and max of `run(seed)` over the seeds (one seed with --quick)."""
     values = [run(s) for s in SEEDS]

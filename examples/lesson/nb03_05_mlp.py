@@ -5,50 +5,66 @@ the lesson's MLP 784-50-10 on MNIST.
 """
 
 import torch
-from common import QUICK, SEEDS, Timer, accuracy_of, fmt, loaders, over_seeds, row
+from common import QUICK, SEEDS, Timer, fmt, lesson_loaders, over_seeds, row
 
 import learnloop as ll
 from learnloop.layers import mlp
 from learnloop.schedule import combine_scheds, sched_cos
 
+DATA = "the lesson's data (50,000 / 10,000 split of MNIST's training set, pixels in [0, 1], not normalised)"
 
-def fit_mlp(seed: int, epochs: int, bs: int = 64, lr: float = 0.5, cbs=(), per_epoch: bool = False):
+
+def fit_mlp(seed: int, epochs: int, bs: int = 64, lr: float = 0.5, cbs=(), normalized: bool = False) -> list[float]:
+    """Validation accuracy after each epoch."""
     ll.set_seed(seed)
-    learn = ll.Learner(mlp([784, 50, 10]), loaders(bs, seed=seed), opt_func=torch.optim.SGD, lr=lr, metrics=[ll.accuracy], progress=False)
+    dls = lesson_loaders(bs, seed=seed, normalized=normalized)
+    learn = ll.Learner(mlp([784, 50, 10]), dls, opt_func=torch.optim.SGD, lr=lr, metrics=[ll.accuracy], progress=False)
     learn.fit(epochs, cbs=list(cbs))
-    return [h["accuracy"] for h in learn.recorder.history] if per_epoch else accuracy_of(learn)
+    return [h["accuracy"] for h in learn.recorder.history]
+
+
+def last(run):
+    return lambda seed: run(seed)[-1]
 
 
 def main() -> None:
     epochs = 1 if QUICK else 5
     with Timer() as t:
-        acc = over_seeds(lambda s: fit_mlp(s, epochs))
-    row("03", "MLP 784-50-10, SGD lr 0.5, batch 64, 5 epochs", "0.9625", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS),
-        "2 points below the lesson: lr 0.5 is above this MLP's best; at the LR finder's valley (next row) it beats the lesson")  # fmt: skip
+        acc = over_seeds(last(lambda s: fit_mlp(s, epochs)))
+    norm = over_seeds(last(lambda s: fit_mlp(s, epochs, normalized=True)))
+    row("03", "MLP 784-50-10, SGD lr 0.5, batch 64, 5 epochs", "0.9625", fmt(acc), f"{DATA}; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        f"with inputs normalised to mean 0, std 1 the same recipe gives {fmt(norm)}: lr 0.5 is too high for inputs 3x larger")  # fmt: skip
     with Timer() as t:
-        finder = ll.Learner(mlp([784, 50, 10]), loaders(64, seed=0), opt_func=torch.optim.SGD, progress=False)
+        finder = ll.Learner(mlp([784, 50, 10]), lesson_loaders(64, seed=0), opt_func=torch.optim.SGD, progress=False)
         valley = finder.lr_find()["valley"]
-        better = over_seeds(lambda s: fit_mlp(s, epochs, lr=valley))
+        better = over_seeds(last(lambda s: fit_mlp(s, epochs, lr=valley)))
     row("03", "same, at the LR finder's valley instead of 0.5", "-", fmt(better), f"valley = {valley:.3g}; median (range) over 3 seeds", t.seconds / len(SEEDS))
 
     epochs = 1 if QUICK else 2
     with Timer() as t:
-        per = [fit_mlp(s, epochs, per_epoch=True) for s in SEEDS]
-    first, last = sorted(p[0] for p in per), sorted(p[-1] for p in per)
-    row("04", "MLP, callbacks + average stats, 2 epochs (after epoch 1)", "0.9354 (0.9587)",
-        f"{fmt((last[len(last) // 2], last[0], last[-1]))} ({fmt((first[len(first) // 2], first[0], first[-1]))})", "median (range) over 3 seeds", t.seconds / len(per),
-        "after epoch 1 the seeds spread widely at lr 0.5 (see the range); the gap to the lesson's single run is not yet explained")  # fmt: skip
+        per = [fit_mlp(s, epochs) for s in SEEDS]
+    norm = [fit_mlp(s, epochs, normalized=True) for s in SEEDS]
+
+    def spread(runs, i):
+        v = sorted(r[i] for r in runs)
+        return fmt((v[len(v) // 2], v[0], v[-1]))
+
+    row("04", "MLP, callbacks + average stats, 2 epochs (after epoch 1)", "0.9354 (0.9587)", f"{spread(per, -1)} ({spread(per, 0)})",
+        f"{DATA}; median (range) over 3 seeds", t.seconds / len(per),
+        f"normalised inputs give {spread(norm, -1)} ({spread(norm, 0)}) at lr 0.5")  # fmt: skip
 
     epochs = 1 if QUICK else 3
     with Timer() as t:
-        flat = over_seeds(lambda s: fit_mlp(s, epochs, bs=512))
-    row("05", "MLP, batch 512, lr 0.5, 3 epochs", "0.9397", fmt(flat), "median (range) over 3 seeds", t.seconds / len(SEEDS),
-        "the lesson's figure lies inside our range over 3 seeds")  # fmt: skip
+        flat = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512)))
+    norm = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512, normalized=True)))
+    row("05", "MLP, batch 512, lr 0.5, 3 epochs", "0.9397", fmt(flat), f"{DATA}; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        f"normalised inputs: {fmt(norm)}")  # fmt: skip
     sched = combine_scheds([0.3, 0.7], [sched_cos(0.3, 0.6), sched_cos(0.6, 0.2)])
     with Timer() as t:
-        cos = over_seeds(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})]))
-    row("05", "same with the lesson's cosine schedule (0.3 -> 0.6 -> 0.2)", "0.9400", fmt(cos), "median (range) over 3 seeds", t.seconds / len(SEEDS),
-        "above the lesson by more than 2 points, with all 3 seeds above it; not yet explained")  # fmt: skip
+        cos = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})])))
+    norm = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})], normalized=True)))
+    row("05", "same with the lesson's cosine schedule (0.3 -> 0.6 -> 0.2)", "0.9400", fmt(cos), f"{DATA}; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        f"normalised inputs: {fmt(norm)}")  # fmt: skip
 
     events = []
 
@@ -67,7 +83,7 @@ def main() -> None:
             events.append("after_fit")
 
     with Timer() as t:
-        ll.Learner(mlp([784, 50, 10]), loaders(64), progress=False, default_cbs=False).fit(1, cbs=[StopAfter10()])
+        ll.Learner(mlp([784, 50, 10]), lesson_loaders(64), progress=False, default_cbs=False).fit(1, cbs=[StopAfter10()])
     steps = events.count("step")
     row("05b", "cancellation: stop after 10 steps", "11 optimizer steps, then after_cancel_train, then after_fit",
         f"{steps} optimizer steps, then {', then '.join(e for e in events if e != 'step')}", "CancelTrainException raised in after_step once 10 steps were counted", t.seconds)  # fmt: skip

@@ -97,7 +97,8 @@ def main() -> None:
     x = torch.rand(64, 3, 128, 128)
     rotate = RandomAffine(degrees=30, scale=1.0, flip=0.0, p=1.0, seed=0)
     batch = median_time(lambda: rotate(x, torch.Generator().manual_seed(0)), n=3 if QUICK else 10)
-    row("10", "augmentation: crop then resize vs one EXTENT transform (160 px picture to 128); rotating a 64 x 3 x 128 x 128 batch on the CPU",
+    row("10", "augmentation: crop then resize vs one resample (lesson: EXTENT transform; learnloop: GeneralCrop), 160 px picture to 128; "
+        "rotating a 64 x 3 x 128 x 128 batch on the CPU",
         "818 us vs 751 us; 45.6 ms", f"{two_steps * 1e6:.0f} us vs {one_step * 1e6:.0f} us; {batch * 1e3:.1f} ms",
         "median of 30 (10 for the batch), one torch thread; a synthetic picture", two_steps + one_step + batch,
         "timings depend on the CPU; more of them, and the pictures, in augmentation.md")  # fmt: skip
