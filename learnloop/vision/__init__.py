@@ -37,7 +37,7 @@ from .blocks import (
     random_splitter,
     regex_labeler,
 )
-from .files import get_files, image_extensions
+from .files import UnreadableImageError, get_files, image_extensions
 from .folders import folder_dataloaders
 from .loaders import ImageDataset, default_workers, to_dataloaders
 from .show import show_augmentations, show_batch, show_image
@@ -70,6 +70,7 @@ __all__ = [
     "folder_dataloaders",
     "func_splitter",
     "get_files",
+    "UnreadableImageError",
     "grandparent_splitter",
     "image_extensions",
     "label_by_func",

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .files import get_files, image_extensions
+from .files import UnreadableImageError, get_files, image_extensions
 from .loaders import to_dataloaders
 from .transforms import compose
 
@@ -100,7 +100,7 @@ class ImageList(ItemList):
                 img = img.point(lambda v: v / 256).convert("L") if img.mode == "I;16" else img.convert("L")
             return img.convert("RGB")
         except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise ValueError(f"Cannot read image {item}: {e}") from e
+            raise UnreadableImageError(f"Cannot read image {item}: {e}") from e
 
 
 # ---- splitting ----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["image_extensions", "get_files"]
+__all__ = ["image_extensions", "get_files", "UnreadableImageError"]
 
 # Every extension the platform's MIME table calls image/*, plus common ones it may lack.
 image_extensions: frozenset[str] = frozenset(
@@ -58,3 +58,7 @@ def get_files(path: str | os.PathLike, extensions: Iterable[str] | None = None, 
             raise FileNotFoundError(f"include names {name!r}, which is not a folder in {path}.")
         _walk(str(sub), exts, recurse, seen, out)
     return out
+
+
+class UnreadableImageError(ValueError):
+    """An image file Pillow cannot open or decode (truncated, empty, not an image)."""

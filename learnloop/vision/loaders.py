@@ -12,6 +12,7 @@ import torch
 
 from ..data import DataLoader, DataLoaders, collate
 from .augment import split_tfms
+from .files import UnreadableImageError
 from .transforms import FloatNormalize, ResizeFixed, collate_images, compose
 
 __all__ = ["ImageDataset", "to_dataloaders", "default_workers"]
@@ -59,7 +60,7 @@ class ImageDataset:
         try:
             self.ld.x.get(item)
             why = f"the first: {item}"
-        except ValueError as e:  # read it again here: the worker that failed has its own copy of the error
+        except UnreadableImageError as e:  # read it again here: the worker that failed has its own copy of the error
             why = f"the first: {e}"
         side = "training" if self.train else "validation"
         warnings.warn(f"learnloop: skipped {n} of {len(self)} {side} images in this pass because they could not be read "
@@ -96,9 +97,7 @@ class ImageDataset:
             for i in idxs:
                 try:
                     samples.append(self[i])
-                except ValueError as e:
-                    if not str(e).startswith("Cannot read image"):  # only unreadable files are skipped, not bugs
-                        raise
+                except UnreadableImageError:  # only unreadable files are skipped, not errors in the transforms
                     self._skipped(i)
             if not samples:
                 raise ValueError(f"Every image of a batch failed to read (the first: {self.ld.x.items[idxs[0]]}): "
