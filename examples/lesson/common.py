@@ -3,6 +3,7 @@ timer, and one way to report a row of the table in docs/lesson.md."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -42,15 +43,39 @@ def lesson_loaders(bs: int, seed: int = 0, normalized: bool = False, flatten: bo
     return mnist_dataloaders(bs, flatten=flatten, data=split, seed=seed, **stats)
 
 
-def over_seeds(run: Callable[[int], float]) -> tuple[float, float, float]:
-    """median, min and max of `run(seed)` over the seeds (one seed with --quick)."""
-    values = [run(s) for s in SEEDS]
-    return statistics.median(values), min(values), max(values)
+def over_seeds(run: Callable[[int], float], seeds: list[int] | None = None) -> tuple[float, ...]:
+    """median, min and max of `run(seed)` over the seeds (one seed with --quick); a run whose
+    loss diverges (NonFiniteLossError) is counted as a fourth number instead."""
+    values, diverged = [], 0
+    for s in seeds or SEEDS:
+        try:
+            values.append(run(s))
+        except ll.NonFiniteLossError:
+            diverged += 1
+    if not values:
+        return (math.nan, math.nan, math.nan, diverged)
+    stats = (statistics.median(values), min(values), max(values))
+    return (*stats, diverged) if diverged else stats
 
 
-def fmt(stats: tuple[float, float, float], digits: int = 4) -> str:
-    med, lo, hi = stats
-    return f"{med:.{digits}f}" if lo == hi else f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+def against(lesson: float, stats: tuple[float, float, float], n_seeds: int) -> str:
+    """Where the lesson's single run falls when our median is more than 2 points away from it."""
+    med, lo, hi = stats[:3]
+    if abs(med - lesson) <= 0.02:
+        return ""
+    where = "inside" if lo <= lesson <= hi else "outside"
+    return f"the lesson's {lesson:.4f} lies {where} our range over {n_seeds} seeds ({lo:.4f}-{hi:.4f})"
+
+
+def fmt(stats: tuple[float, ...], digits: int = 4) -> str:
+    med, lo, hi = stats[:3]
+    text = f"{med:.{digits}f}" if lo == hi else f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
+    return text + (f", {stats[3]} diverged" if len(stats) > 3 else "")
+
+
+def note(*parts: str) -> str:
+    """The non-empty parts of a row's note, joined."""
+    return "; ".join(p for p in parts if p)
 
 
 ROWS: list[dict] = []

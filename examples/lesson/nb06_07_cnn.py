@@ -4,12 +4,13 @@
 """
 
 import torch
-from common import QUICK, SEEDS, Timer, accuracy_of, fmt, lesson_loaders, over_seeds, row
+from common import QUICK, SEEDS, Timer, accuracy_of, against, fmt, lesson_loaders, note, over_seeds, row
 from torch import nn
 
 import learnloop as ll
 from learnloop.init import init_model, kaiming_normal_, kaiming_uniform_, lsuv_init
-from learnloop.layers import cnn
+from learnloop.layers import GeneralRelu, cnn
+from learnloop.norm import RunningBatchNorm
 from learnloop.schedule import combine_scheds, sched_cos, sched_lin
 
 E = (lambda n: 1 if QUICK else n)  # noqa: E731  epochs: full runs, or one epoch of the subset
@@ -43,37 +44,45 @@ def main() -> None:
         acc = over_seeds(lambda s: fit(general(kaiming_normal_), s, E(8), 0.9, sched=one_cycle(0.9)))
         uni = over_seeds(lambda s: fit(general(kaiming_uniform_), s, E(8), 0.9, sched=one_cycle(0.9)))
     row("06", "GeneralRelu(0.1, 0.4, 6) + Kaiming (a=0.1) + one-cycle cosine, 8 epochs (uniform init)", "0.9826 (0.9822)",
-        f"{fmt(acc)} ({fmt(uni)})", f"{SPLIT}, batch 512, lr 0.09 -> 0.9 -> 9e-5; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+        f"{fmt(acc)} ({fmt(uni)})", f"{SPLIT}, batch 512, lr 0.09 -> 0.9 -> 9e-5; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)),
+        note(against(0.9826, acc, len(SEEDS)), against(0.9822, uni, len(SEEDS))))  # fmt: skip
 
     bn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
     with Timer() as t:
         acc = over_seeds(lambda s: fit(bn, s, E(3), 1.0))
-    row("07", "BatchNorm CNN [8, 16, 32, 64, 64], lr 1.0, 3 epochs", "0.9813", fmt(acc), f"{SPLIT}, SGD, batch 512; median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("07", "BatchNorm CNN [8, 16, 32, 64, 64], lr 1.0, 3 epochs", "0.9813", fmt(acc), f"{SPLIT}, SGD, batch 512; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        against(0.9813, acc, len(SEEDS)))  # fmt: skip
     warm = combine_scheds([0.3, 0.7], [sched_lin(0.6, 2.0), sched_cos(2.0, 0.1)])
     with Timer() as t:
         acc = over_seeds(lambda s: fit(bn, s, E(8), 2.0, sched=warm))
-    row("07", "same with linear warm-up 0.6 -> 2 and cosine anneal to 0.1, 8 epochs", "0.9877", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("07", "same with linear warm-up 0.6 -> 2 and cosine anneal to 0.1, 8 epochs", "0.9877", fmt(acc), "median (range) over 3 seeds", t.seconds / len(SEEDS),
+        against(0.9877, acc, len(SEEDS)))  # fmt: skip
 
     steps = 300 if QUICK else None  # None: the whole epoch (25,000 steps at batch size 2)
 
-    def tiny(norm: str, seed: int) -> float:
+    def tiny(norm: str, seed: int, act_first: bool = False) -> float:
         ll.set_seed(seed)
         dls = lesson_loaders(2, seed=seed, normalized=True, flatten=False)
         dls.valid = ll.DataLoader(dls.valid.dataset, batch_size=512)  # eval mode: the batch size does not change the answer
-        model = init_model(cnn((8, 16, 32, 64, 64), norm=norm, leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)
+        model = lesson_order_cnn() if act_first else cnn((8, 16, 32, 64, 64), norm=norm, leak=0.1, sub=0.4, maxv=6.0)
+        model = init_model(model, kaiming_normal_, a=0.1)
         learn = ll.Learner(model, dls, lr=0.4, opt_func=torch.optim.SGD, metrics=[ll.accuracy], progress=False)
         learn.fit(1, cbs=[_StopAfter(steps)] if steps else [])
         return accuracy_of(learn)
 
     with Timer() as t:
         bn2, rbn2 = over_seeds(lambda s: tiny("batch", s)), over_seeds(lambda s: tiny("running_batch", s))
+    rbn_lesson = over_seeds(lambda s: tiny("running_batch", s, act_first=True))
     row("07", "batch size 2, one epoch: BatchNorm vs RunningBatchNorm", "0.2604 vs 0.9730", f"{fmt(bn2)} vs {fmt(rbn2)}",
-        f"{SPLIT}, SGD lr 0.4" + (f", {steps} steps" if steps else ", 25,000 steps") + "; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+        f"{SPLIT}, SGD lr 0.4" + (f", {steps} steps" if steps else ", 25,000 steps") + "; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)),
+        note(against(0.2604, bn2, len(SEEDS)), against(0.9730, rbn2, len(SEEDS)),
+             f"with the lesson's layer order (activation, then the norm) RunningBatchNorm gives {fmt(rbn_lesson)}"))  # fmt: skip
 
     rbn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="running_batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
     with Timer() as t:
         acc = over_seeds(lambda s: fit(rbn, s, 1, 0.4, bs=32, sched=one_cycle(0.4)))
-    row("07", "RunningBatchNorm, batch 32, 1 epoch", "0.9818", fmt(acc), "one-cycle to lr 0.4; median (range) over 3 seeds", t.seconds / len(SEEDS))
+    row("07", "RunningBatchNorm, batch 32, 1 epoch", "0.9818", fmt(acc), "one-cycle to lr 0.4; median (range) over 3 seeds", t.seconds / len(SEEDS),
+        against(0.9818, acc, len(SEEDS)))  # fmt: skip
 
     def lsuv_fit(seed: int, use_lsuv: bool) -> float:
         ll.set_seed(seed)
@@ -89,7 +98,19 @@ def main() -> None:
         base = over_seeds(lambda s: lsuv_fit(s, False))
         lsuv = over_seeds(lambda s: lsuv_fit(s, True))
     row("07a", "baseline (PyTorch default init) vs LSUV init, 2 epochs", "0.9588 vs 0.9733", f"{fmt(base)} vs {fmt(lsuv)}",
-        f"{SPLIT}, no norm, batch 512, plain SGD (no momentum, as in the lesson at that point), one-cycle to 0.6; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)))  # fmt: skip
+        f"{SPLIT}, no norm, batch 512, plain SGD (no momentum, as in the lesson at that point), one-cycle to 0.6; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)),
+        note(against(0.9588, base, len(SEEDS)), against(0.9733, lsuv, len(SEEDS))))  # fmt: skip
+
+
+def lesson_order_cnn() -> nn.Sequential:
+    """Notebook 07's conv_layer for the batch-size-2 run: conv, GeneralRelu, then RunningBatchNorm
+    (learnloop's `cnn` puts the norm before the activation)."""
+    sizes, layers = [1, 8, 16, 32, 64, 64], []
+    for i in range(5):
+        ks = 5 if i == 0 else 3
+        layers += [nn.Conv2d(sizes[i], sizes[i + 1], ks, stride=2, padding=ks // 2, bias=False),
+                   GeneralRelu(leak=0.1, sub=0.4, maxv=6.0), RunningBatchNorm(sizes[i + 1])]  # fmt: skip
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
 
 
 class _StopAfter(ll.Callback):
