@@ -6,7 +6,9 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -69,6 +71,8 @@ def against(lesson: float, stats: tuple[float, float, float], n_seeds: int) -> s
 
 def fmt(stats: tuple[float, ...], digits: int = 4) -> str:
     med, lo, hi = stats[:3]
+    if math.isnan(med):
+        return f"all {stats[3]} runs diverged"
     text = f"{med:.{digits}f}" if lo == hi else f"{med:.{digits}f} ({lo:.{digits}f}-{hi:.{digits}f})"
     return text + (f", {stats[3]} diverged" if len(stats) > 3 else "")
 
@@ -79,6 +83,14 @@ def note(*parts: str) -> str:
 
 
 ROWS: list[dict] = []
+PLOTS: list[tuple[str, str]] = []  # (file name, caption) of each picture, in the order made
+_PLOT_DIR = Path(__file__).resolve().parents[2] / "docs" / "images" if "--write-docs" in sys.argv else Path(tempfile.mkdtemp())
+
+
+def plot(name: str, caption: str) -> Path:
+    """Where to save the picture `name` (docs/images with --write-docs); listed under the table."""
+    PLOTS.append((name, caption))
+    return _PLOT_DIR / name
 
 
 def row(notebook: str, experiment: str, lesson: str, ours: str, setup: str, seconds: float, note: str = "") -> None:

@@ -5,11 +5,11 @@ the lesson's MLP 784-50-10 on MNIST.
 """
 
 import torch
-from common import QUICK, Timer, against, fmt, lesson_loaders, note, over_seeds, row
+from common import QUICK, Timer, against, fmt, lesson_loaders, note, over_seeds, plot, row
 
 import learnloop as ll
 from learnloop.layers import mlp
-from learnloop.schedule import combine_scheds, sched_cos
+from learnloop.schedule import combine_scheds, plot_schedule, sched_cos
 
 # An MLP epoch takes about a second: ten seeds show how far lr 0.5's runs scatter.
 SEEDS = [0] if QUICK else list(range(10))
@@ -39,6 +39,7 @@ def main() -> None:
     with Timer() as t:
         finder = ll.Learner(mlp([784, 50, 10]), lesson_loaders(64, seed=0), opt_func=torch.optim.SGD, progress=False)
         valley = finder.lr_find()["valley"]
+        finder.plot_lr_find(path=plot("lesson_03_lr_find.png", "03: the LR finder on the lesson's MLP and data (the row's valley)"))
         better = over_seeds(last(lambda s: fit_mlp(s, epochs, lr=valley)), SEEDS)
     row("03", "same, at the LR finder's valley instead of 0.5", "-", fmt(better), f"valley = {valley:.3g}; median (range) over {len(SEEDS)} seeds", t.seconds / len(SEEDS))
 
@@ -74,6 +75,7 @@ def main() -> None:
     row("05", "MLP, batch 512, lr 0.5, 3 epochs", "0.9397", fmt(flat), f"{DATA}; median (range) over {len(SEEDS)} seeds", t.seconds / len(SEEDS),
         note(against(0.9397, flat, len(SEEDS)), f"normalised inputs: {fmt(norm)}"))  # fmt: skip
     sched = combine_scheds([0.3, 0.7], [sched_cos(0.3, 0.6), sched_cos(0.6, 0.2)])
+    plot_schedule(sched, path=plot("lesson_05_schedule.png", "05: the lesson's cosine schedule, 0.3 -> 0.6 -> 0.2"), title="lr")
     with Timer() as t:
         cos = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})])), SEEDS)
     norm = over_seeds(last(lambda s: fit_mlp(s, epochs, bs=512, cbs=[ll.ParamScheduler({"lr": sched})], normalized=True)), SEEDS)

@@ -4,7 +4,7 @@
 """
 
 import torch
-from common import QUICK, SEEDS, Timer, accuracy_of, against, fmt, lesson_loaders, note, over_seeds, row
+from common import QUICK, SEEDS, Timer, accuracy_of, against, fmt, lesson_loaders, note, over_seeds, plot, row
 from torch import nn
 
 import learnloop as ll
@@ -47,6 +47,15 @@ def main() -> None:
         f"{fmt(acc)} ({fmt(uni)})", f"{SPLIT}, batch 512, lr 0.09 -> 0.9 -> 9e-5; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)),
         note(against(0.9826, acc, len(SEEDS)), against(0.9822, uni, len(SEEDS))))  # fmt: skip
 
+    for name, make, caption in (("lesson_06_colorful_relu.png", plain, "06: the colorful dimension, default init and ReLU (first epoch, seed 0)"),
+                                ("lesson_06_colorful_general.png", general(kaiming_normal_), "06: the same with Kaiming init and GeneralRelu")):  # fmt: skip
+        ll.set_seed(0)
+        stats = ll.ActivationStats(every=2)
+        learn = ll.Learner(make(), lesson_loaders(512, seed=0, normalized=True, flatten=False), opt_func=torch.optim.SGD, lr=0.4,
+                           metrics=[ll.accuracy], progress=False, cbs=[stats])  # fmt: skip
+        learn.fit(1)
+        stats.plot_colorful(path=plot(name, caption))
+
     bn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
     with Timer() as t:
         acc = over_seeds(lambda s: fit(bn, s, E(3), 1.0))
@@ -68,6 +77,8 @@ def main() -> None:
         model = init_model(model, kaiming_normal_, a=0.1)
         learn = ll.Learner(model, dls, lr=0.4, opt_func=torch.optim.SGD, metrics=[ll.accuracy], progress=False)
         learn.fit(1, cbs=[_StopAfter(steps)] if steps else [])
+        if seed == 0 and not act_first:
+            learn.recorder.plot_loss(path=plot(f"lesson_07_batch2_{norm}.png", f"07: training loss at batch size 2 with {norm.replace('_', ' ')} norm (seed 0)"))
         return accuracy_of(learn)
 
     with Timer() as t:
@@ -76,7 +87,7 @@ def main() -> None:
     row("07", "batch size 2, one epoch: BatchNorm vs RunningBatchNorm", "0.2604 vs 0.9730", f"{fmt(bn2)} vs {fmt(rbn2)}",
         f"{SPLIT}, SGD lr 0.4" + (f", {steps} steps" if steps else ", 25,000 steps") + "; median (range) over 3 seeds", t.seconds / (2 * len(SEEDS)),
         note(against(0.2604, bn2, len(SEEDS)), against(0.9730, rbn2, len(SEEDS)),
-             f"with the lesson's layer order (activation, then the norm) RunningBatchNorm gives {fmt(rbn_lesson)}"))  # fmt: skip
+             f"with the lesson's layer order (activation, then the norm), RunningBatchNorm: {fmt(rbn_lesson)}"))  # fmt: skip
 
     rbn = lambda: init_model(cnn((8, 16, 32, 64, 64), norm="running_batch", leak=0.1, sub=0.4, maxv=6.0), kaiming_normal_, a=0.1)  # noqa: E731
     with Timer() as t:

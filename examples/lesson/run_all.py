@@ -28,8 +28,8 @@ Each recorded experiment of "How to train your model" (notebooks 02a to 10), run
 learnloop, its figure beside the lesson's. MNIST validation accuracy for notebooks 03 to 07a;
 CIFAR-10 validation accuracy for 08 to 09c (Imagenette, the lesson's data, is not available
 offline here, so those rows run the lesson's recipe on other data and are not comparable). The lesson's
-runs were single and mostly unseeded; ours are medians over 3 seeds (range in brackets) with the
-same setup where the lesson states it. Regenerate this page with
+runs were single and mostly unseeded; ours are medians over several seeds (3; 10 for the MLP
+rows; 20 for 02a/02b; range in brackets) with the same setup where the lesson states it. Regenerate this page with
 `python examples/lesson/run_all.py --write-docs` ({machine}; one torch thread; {date}; the whole
 run took {minutes:.0f} minutes). The scripts are in `examples/lesson/`, one per notebook group.
 
@@ -42,6 +42,10 @@ Notes:
 {notes}
 
 The augmentation timings and pictures are in [augmentation.md](augmentation.md).
+
+## Plots
+
+{plots}
 """
 
 
@@ -55,8 +59,9 @@ def main() -> None:
             sys.exit("--write-docs needs the full run (no --quick): quick figures mean nothing")
         lines = [f"| {r['notebook']} | {r['experiment']} | {r['lesson']} | {r['learnloop']} | {r['setup']} | {r['seconds']:.0f} |" for r in common.ROWS]
         notes = "\n".join(f"- {r['notebook']}, {r['experiment']}: {r['note']}" for r in common.ROWS if r["note"]) or "- none"
+        plots = "\n\n".join(f"{caption}:\n\n![{caption}](images/{name})" for name, caption in common.PLOTS)
         machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}"
-        DOC.write_text(HEADER.format(machine=machine, date=datetime.date.today(), minutes=minutes) + "\n".join(lines) + "\n" + FOOTER.format(notes=notes))
+        DOC.write_text(HEADER.format(machine=machine, date=datetime.date.today(), minutes=minutes) + "\n".join(lines) + "\n" + FOOTER.format(notes=notes, plots=plots))
         print(f"wrote {DOC}")
 
 
