@@ -53,8 +53,8 @@ class _BatchFetcher(torch.utils.data.Dataset):
 class _PassBatches:
     """The sampler of a persistent torch loader: the batches of the pass about to start."""
 
-    def __init__(self) -> None:
-        self.keys: list = []
+    def __init__(self, keys: list) -> None:
+        self.keys = keys
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.keys)
@@ -213,8 +213,7 @@ class DataLoader:
             self._workers[1].keys = keys
             return iter(self._workers[0])
         seeds = torch.Generator().manual_seed(((base or 0) * 1_000_003 + self.epoch * 10_007 + start) % 2**63)
-        sampler = _PassBatches()
-        sampler.keys = keys
+        sampler = _PassBatches(keys)
         loader = torch.utils.data.DataLoader(
             _BatchFetcher(self.dataset, self.collate_fn),
             sampler=sampler,
