@@ -71,6 +71,19 @@ def test_clear_errors():
         cross_entropy(x, y, reduction="avg")
     with pytest.raises(ValueError, match="label_smoothing"):
         cross_entropy(x, y, label_smoothing=1.5)
+    with pytest.raises(TypeError, match="class indices.*bool"):  # booleans are not class indices either
+        cross_entropy(x, y == 1)
+    with pytest.raises(ValueError, match=r"log_probs must be \(batch, n_classes\)"):  # the message names nll_loss's argument
+        nll_loss(torch.randn(4), y)
+
+
+@pytest.mark.parametrize("smoothing", [0.3, 1.0])
+def test_label_smoothing_per_sample_and_at_the_boundary(smoothing):
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(6, 5, generator=g), torch.randint(0, 5, (6,), generator=g)
+    for red in ("none", "sum", "mean"):  # 'none': each row smoothed with its own mean log-probability
+        want = F.cross_entropy(x, y, reduction=red, label_smoothing=smoothing)
+        torch.testing.assert_close(cross_entropy(x, y, reduction=red, label_smoothing=smoothing), want)
 
 
 def test_usable_as_learner_loss():
