@@ -53,6 +53,11 @@ def test_combine_scheds_phases_and_boundaries():
     assert z(0.0) == 1 and z(1.0) == 2
     one = combine_scheds([0.5, 0.5], cos_1cycle_anneal(0.1, 1.0, 0.01))
     assert one(0) == pytest.approx(0.1) and one(0.5) == pytest.approx(1.0) and one(1) == pytest.approx(0.01)
+    three = combine_scheds([0.2, 0.3, 0.5], [sched_lin(0, 1), sched_lin(1, 2), sched_lin(2, 3)])
+    assert three(1.0) == three(1.7) == 3  # past the end (a run given more steps) the last value holds, not an extrapolation
+    assert three(0.35) == pytest.approx(1.5) and three(0.75) == pytest.approx(2.5)
+    # fractions that sum to 1 up to float rounding of user input are accepted
+    assert combine_scheds([0.3, 0.7 + 5e-7], [sched_no(1, 1)] * 2)(0.5) == 1
 
 
 def test_combine_scheds_errors():
