@@ -5,7 +5,7 @@
 1. In isolation: a learner frozen mid-batch (MLP 784-50-10, batch size 64, CPU) and each
    per-batch handler of the default callbacks timed alone with timeit (best of 5), plus firing
    an event with no handler.
-2. Inside the loop: one epoch of 400 batches (MLP, batch 64, one thread) by a hand-written
+2. Inside the loop: one epoch of 400 batches (MLP, batch 64, one thread) by bench.py's hand-written
    loop, by the Learner with no callbacks, with all four defaults, and with each default taken
    out in turn; CPU time, median of 24 interleaved rounds, as microseconds per batch over the
    hand loop. The handlers cost several times more here than alone: between them torch's own
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import statistics
 import sys
-import time
 import timeit
 
 import torch
@@ -73,64 +72,36 @@ def main() -> int:
 
 
 def in_the_loop(n: int = 400, rounds: int = 24) -> None:
+    # The contenders and the interleaving of benchmarks/bench.py: the same fair hand loop.
+    from bench import hand_loop, interleave, learnloop_loop
+
     x, y = torch.randn(64 * n, 784), torch.randint(0, 10, (64 * n,))
-    xv, yv = x[:1280], y[:1280]
-    dls = ll.DataLoaders.from_tensors(x, y, xv, yv, batch_size=64, seed=0)
+    data = (x, y, x[:1280], y[:1280])
 
     def model() -> nn.Module:
         torch.manual_seed(0)
         return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
 
-    hand_model = model()
-    hand_opt = torch.optim.SGD(hand_model.parameters(), lr=0.01)
-    sampler = ll.RandomSampler(len(x), seed=0)
+    def sgd(params):
+        return torch.optim.SGD(params, lr=0.01)
 
-    def hand() -> None:  # what the Learner computes: per-batch losses, validation loss and accuracy
-        perm = sampler.indices()
-        hand_model.train()
-        losses = []
-        for i in range(0, len(x), 64):
-            idx = perm[i : i + 64]
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-            loss = F.cross_entropy(hand_model(xb), yb)
-            loss.backward()
-            hand_opt.step()
-            hand_opt.zero_grad()
-            losses.append(loss.detach())
-        hand_model.eval()
-        vl, acc = 0.0, 0.0
-        with torch.no_grad():
-            for i in range(0, len(xv), 128):
-                pred, yb = hand_model(xv[i : i + 128]), yv[i : i + 128]
-                vl = vl + F.cross_entropy(pred, yb) * len(yb)
-                acc = acc + (pred.argmax(-1) == yb).float().mean() * len(yb)
-        torch.stack(losses).tolist(), float(vl), float(acc)
-
-    def learner(default_cbs: bool = True, without: str | None = None):
-        learn = ll.Learner(model(), dls, opt_func=lambda p, lr: torch.optim.SGD(p, lr=0.01), metrics=[ll.accuracy], default_cbs=default_cbs)
-        if default_cbs:
-            learn.progress_bar.bar, learn.progress_bar.table = True, False  # the bar's work counted, no table printed
+    def learner(bare: bool = False, without: str | None = None):
+        epoch, learn = learnloop_loop(model(), sgd, data, 64, 0, bare=bare)
+        if not bare:
+            learn.progress_bar.table = False  # the bar's work counted, no table printed
         if without:
             learn.remove_cbs([getattr(learn, without)])
-        learn.fit(1)
-        return lambda: learn.fit(1)
+        return epoch
 
-    runs = {"hand-written loop": hand, "Learner, no callbacks": learner(default_cbs=False), "Learner, default callbacks": learner()}
+    runs = {"hand-written loop": hand_loop(model(), sgd, data, 64, 0), "Learner, no callbacks": learner(bare=True), "Learner, default callbacks": learner()}
     for name in ("device_cb", "non_finite_check", "progress_bar"):
         runs[f"defaults without {name}"] = learner(without=name)
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    names = list(runs)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            t = time.process_time()
-            runs[name]()
-            times[name].append(time.process_time() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    _, cpu, _ = interleave(runs, rounds, warmup=1)
+    med = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"\nInside the loop ({n} batches, CPU time, median of {rounds} interleaved rounds)")
     print(f"{'':<40}{'ms':>8}{'us/batch over hand':>20}{'ratio':>8}")
     for k, v in med.items():
         print(f"{k:<40}{v * 1e3:>8.1f}{(v - med['hand-written loop']) / n * 1e6:>20.1f}{v / med['hand-written loop']:>8.3f}")
-
 
 if __name__ == "__main__":
     sys.exit(main())
