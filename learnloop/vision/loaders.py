@@ -41,7 +41,6 @@ class ImageDataset:
         self._random = any(getattr(t, "is_random", False) for t in self.tfms)
         # Skips happen in the decoding processes: they count into shared memory, which the main
         # process reads when the pass ends (the number skipped, and the first item that failed).
-        self.on_error = on_error
         self._skips = (multiprocessing.Value("q", 0), multiprocessing.Value("q", -1)) if on_error == "skip" else None
 
     def set_epoch(self, epoch: int, seed: int | None = None) -> None:
@@ -79,6 +78,7 @@ class ImageDataset:
         return compose(x.get(x.items[i]), self.tfms, self.rng(i)), self.ld.y[i]
 
     def reset_skips(self) -> None:
+        """Start the count of skipped images again (to_dataloaders does, after its own reads)."""
         if self._skips is not None:
             self._skips[0].value, self._skips[1].value = 0, -1
 
