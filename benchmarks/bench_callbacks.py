@@ -73,30 +73,34 @@ def main() -> int:
 
 def in_the_loop(n: int = 400, rounds: int = 24) -> None:
     # The contenders and the interleaving of benchmarks/bench.py: the same fair hand loop.
-    from bench import hand_loop, interleave, learnloop_loop
+    from bench import from_init, hand_loop, interleave, learnloop_loop
 
     x, y = torch.randn(64 * n, 784), torch.randint(0, 10, (64 * n,))
     data = (x, y, x[:1280], y[:1280])
-
-    def model() -> nn.Module:
-        torch.manual_seed(0)
-        return nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))  # shared: see bench.from_init
 
     def sgd(params):
         return torch.optim.SGD(params, lr=0.01)
 
     def learner(bare: bool = False, without: str | None = None):
-        epoch, learn = learnloop_loop(model(), sgd, data, 64, 0, bare=bare)
+        epoch, learn = learnloop_loop(model, sgd, data, 64, 0, bare=bare)
         if not bare:
             learn.progress_bar.table = False  # the bar's work counted, no table printed
         if without:
             learn.remove_cbs([getattr(learn, without)])
         return epoch
 
-    runs = {"hand-written loop": hand_loop(model(), sgd, data, 64, 0), "Learner, no callbacks": learner(bare=True), "Learner, default callbacks": learner()}
+    runs = {
+        "hand-written loop": hand_loop(model, sgd, data, 64, 0),
+        "hand-written loop, again": hand_loop(model, sgd, data, 64, 0),
+        "hand-written, checking each loss": hand_loop(model, sgd, data, 64, 0, check_finite=True),
+        "Learner, no callbacks": learner(bare=True),
+        "Learner, default callbacks": learner(),
+    }
     for name in ("device_cb", "non_finite_check", "progress_bar"):
         runs[f"defaults without {name}"] = learner(without=name)
-    _, cpu, _ = interleave(runs, rounds, warmup=1)
+    _, cpu, _ = interleave(from_init(model, runs)[0], rounds, warmup=1)
     med = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"\nInside the loop ({n} batches, CPU time, median of {rounds} interleaved rounds)")
     print(f"{'':<40}{'ms':>8}{'us/batch over hand':>20}{'ratio':>8}")

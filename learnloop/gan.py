@@ -233,11 +233,22 @@ class GANLearner(Learner):
         critic = self.model.critic
         return self.gen_loss(critic, fake, real) if self.gen_mode else self.crit_loss(critic, real, fake)
 
-    def generate(self, n: int = 64, seed: int = 0, ema: bool = True) -> torch.Tensor:
+    def generate(self, n: int = 64, seed: int = 0, ema: bool = True, truncation: float | None = None) -> torch.Tensor:
         """`n` samples (eval mode, no gradients) from a fixed seed: from the generator's weight
-        average when there is one (`ema=False`: from the generator itself)."""
+        average when there is one (`ema=False`: from the generator itself).
+
+        `truncation` (the "truncation trick"): draw each noise value from the standard normal
+        cut at +-truncation, trading variety for samples closer to the typical ones the
+        generator learned best; None draws from the full normal."""
+        if truncation is not None and not truncation > 0:
+            raise ValueError(f"truncation must be a positive number of standard deviations (e.g. 1.0), or None; got {truncation}.")
         g = torch.Generator().manual_seed(seed)
-        noise = torch.randn(n, *self.gan_trainer.noise_size, generator=g).to(self.device)
+        shape = (n, *self.gan_trainer.noise_size)
+        if truncation is None:
+            noise = torch.randn(shape, generator=g)
+        else:
+            noise = nn.init.trunc_normal_(torch.empty(shape), a=-truncation, b=truncation, generator=g)
+        noise = noise.to(self.device)
         averaged = self.model.generator_ema
         gen = averaged if ema and averaged is not None else self.model.generator
         was_training = gen.training

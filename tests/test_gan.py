@@ -3,6 +3,8 @@ its own phase, WGAN-GP's penalty against its formula, and the bad inputs."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -157,3 +159,20 @@ def test_bad_gan_inputs_are_named():
     with pytest.raises(TypeError, match="GANModule"):
         ll.Learner(nn.Linear(2, 1), dls(), cbs=[ll.GANTrainer()], progress=False).fit(1)
     assert isinstance(learn.model, GANModule)
+
+
+def test_truncated_noise_is_the_normal_cut_at_the_threshold():
+    # An identity generator shows the noise itself.
+    learn = ll.GANLearner(nn.Identity(), models()[1], dls(), noise_size=2, seed=0, progress=False)
+    full = learn.generate(20000, seed=1)
+    assert torch.equal(full, learn.generate(20000, seed=1)) and full.abs().max() > 3  # a fixed seed; the full normal's tails
+    for t in (0.5, 2.0):
+        cut = learn.generate(20000, seed=1, truncation=t)
+        assert cut.abs().max() <= t
+        # the standard normal truncated at +-t has variance 1 - 2 t phi(t) / (2 Phi(t) - 1)
+        phi, Phi = math.exp(-t * t / 2) / math.sqrt(2 * math.pi), 0.5 * (1 + math.erf(t / math.sqrt(2)))
+        assert cut.std().item() == pytest.approx(math.sqrt(1 - 2 * t * phi / (2 * Phi - 1)), rel=0.03)
+        assert abs(cut.mean().item()) < 0.03
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="truncation must be a positive"):
+            learn.generate(4, truncation=bad)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import operator
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -21,6 +22,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["Recorder", "batch_size"]
+
+
+def _tuple_getter(keys: list[str]) -> Callable[[dict], tuple]:
+    """group -> the tuple of its values at `keys`, in one C call (this runs on every batch)."""
+    get = operator.itemgetter(*keys)
+    return get if len(keys) > 1 else lambda group: (get(group),)  # itemgetter of one key returns the bare value
 
 
 class Recorder(Callback):
@@ -80,6 +87,7 @@ class Recorder(Callback):
         # Record raw param-group entries (cheap); `hps` translates them to our names on demand.
         self._hp_locs = locations(learn.opt.param_groups[0])
         self._hp_keys = sorted({loc[0] if isinstance(loc, tuple) else loc for loc in self._hp_locs.values()})
+        self._hp_row = _tuple_getter(self._hp_keys)
 
     def before_epoch(self, learn: BaseLearner) -> None:
         self._row: dict[str, float] = {"epoch": learn.epoch}
@@ -97,8 +105,7 @@ class Recorder(Callback):
             if not self._metrics_tried:  # validation metrics, tried once on this batch before the first step
                 self._metrics_tried = True
                 try_metrics(learn.metrics, learn.pred, learn.yb)
-            keys = self._hp_keys
-            self._hp_rows.append([tuple(map(g.__getitem__, keys)) for g in learn.opt.param_groups])
+            self._hp_rows.append(list(map(self._hp_row, learn.opt.param_groups)))
 
     def after_cancel_step(self, learn: BaseLearner) -> None:
         self.skipped_steps += 1
@@ -238,6 +245,7 @@ class Recorder(Callback):
         self.last_valid = dict(state.get("last_valid", {}))
         self._hp_keys, self._hp_rows = list(state["hp_keys"]), [list(r) for r in state["hp_rows"]]
         self._hp_locs = dict(state["hp_locs"])
+        self._hp_row = _tuple_getter(self._hp_keys)
         if state.get("row") is not None:
             self._row = dict(state["row"])
         if state.get("pending") is not None:
