@@ -89,6 +89,22 @@ def test_recorder_adam_betas_and_param_groups():
     assert learn.recorder.hps["mom"] == [[0.8, 0.8]] * 2 and learn.recorder.hps["sqr_mom"] == [[0.9, 0.9]] * 2
 
 
+def test_recorder_with_an_optimizer_that_has_only_a_learning_rate():
+    # One hyper-parameter per group: the Recorder's row reader must still give a tuple per group.
+    class PlainSGD(torch.optim.Optimizer):
+        def __init__(self, params, lr):
+            super().__init__(params, {"lr": lr})
+
+        def step(self):
+            for g in self.param_groups:
+                for p in g["params"]:
+                    p.data.add_(p.grad, alpha=-g["lr"])
+
+    learn = ll.Learner(mlp(), tiny_dls(n_train=4, bs=2), opt_func=PlainSGD, lr=0.03, progress=False)
+    learn.fit(2)
+    assert learn.recorder.hps == {"lr": [[0.03]] * 4}
+
+
 def test_recorder_plots(tmp_path):
     learn = ll.Learner(mlp(), tiny_dls(), progress=False)
     learn.fit(2)

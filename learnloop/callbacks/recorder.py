@@ -26,8 +26,9 @@ __all__ = ["Recorder", "batch_size"]
 
 def _tuple_getter(keys: list[str]) -> Callable[[dict], tuple]:
     """group -> the tuple of its values at `keys`, in one C call (this runs on every batch)."""
-    get = operator.itemgetter(*keys)
-    return get if len(keys) > 1 else lambda group: (get(group),)  # itemgetter of one key returns the bare value
+    if len(keys) > 1:
+        return operator.itemgetter(*keys)
+    return lambda group: tuple(group[k] for k in keys)  # itemgetter of one key returns the bare value, of none fails
 
 
 class Recorder(Callback):
