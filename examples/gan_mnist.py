@@ -1,6 +1,6 @@
 """A small DCGAN on MNIST, trained by callbacks (GANLearner), scored by a learnloop classifier.
 
-    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--truncation 1.0] [--quick]
+    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--truncation 1.0 0.5] [--quick]
 
 1. Trains an MNIST classifier (the lesson's CNN with batch norm, one-cycle, 3 epochs; >= 99%).
 2. Trains a DCGAN (non-saturating loss, Adam lr 2e-4, betas (0.5, 0.999)) and after every
@@ -30,8 +30,8 @@ p.add_argument("--epochs", type=int, default=5)
 p.add_argument("--out", default="gan_samples")
 p.add_argument("--smooth", type=float, default=1.0, help="the critic's target for real images (0.9: one-sided label smoothing)")
 p.add_argument("--ema", type=float, default=None, help="draw samples from a moving average of the generator's weights with this decay (e.g. 0.999)")
-p.add_argument("--truncation", type=float, default=None,
-               help="also score samples drawn with the noise cut at +-T standard deviations (the truncation trick), e.g. 1.0")
+p.add_argument("--truncation", type=float, nargs="+", default=[],
+               help="also score samples drawn with the noise cut at +-T standard deviations (the truncation trick), e.g. 1.0 0.5")
 p.add_argument("--quick", action="store_true")
 args = p.parse_args()
 out = Path(args.out)
@@ -91,9 +91,9 @@ class Samples(ll.Callback):
         if learn.model.generator_ema is not None:  # the generator itself, for comparison with its average
             live_top, live_classes = score(learn.generate(1000, seed=1, ema=False))
             live = f" (the generator itself: {live_top:.3f}, {live_classes}/10)"
-        if args.truncation is not None:
-            cut_top, cut_classes = score(learn.generate(1000, seed=1, truncation=args.truncation))
-            live += f"; noise cut at +-{args.truncation:g}: {cut_top:.3f}, {cut_classes}/10"
+        for t in args.truncation:
+            cut_top, cut_classes = score(learn.generate(1000, seed=1, truncation=t))
+            live += f"; noise cut at +-{t:g}: {cut_top:.3f}, {cut_classes}/10"
         print(f"epoch {learn.epoch + 1}: critic loss {row['crit_loss']:.3f}, generator loss {row['gen_loss']:.3f}; "
               f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes{live}; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
 

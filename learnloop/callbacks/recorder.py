@@ -25,7 +25,7 @@ __all__ = ["Recorder", "batch_size"]
 
 
 def _tuple_getter(keys: list[str]) -> Callable[[dict], tuple]:
-    """group -> the tuple of its values at `keys`, in one C call (this runs on every batch)."""
+    """group -> the tuple of its values at `keys` (this runs on every batch: one C call for several keys)."""
     if len(keys) > 1:
         return operator.itemgetter(*keys)
     return lambda group: tuple(group[k] for k in keys)  # itemgetter of one key returns the bare value, of none fails
