@@ -247,7 +247,7 @@ def test_shape_mismatch_is_a_clear_error_before_any_step():
     with pytest.raises(ValueError, match=r"first loss of this run failed on predictions of shape \(4, 3\)"):
         ll.Learner(nn.Linear(4, 3), dls, loss_func=lambda p, t: F.cross_entropy(p, t.float()[:2]), progress=False).fit(1)
 
-    # The same check guards validate() on a learner that has never been fitted, and again after a fit.
+    # The same check guards validate() on a learner that has never been fitted, on every call.
     dls = ll.DataLoaders.from_tensors(x, y.float(), x, y.float(), batch_size=4)
     learn = ll.Learner(nn.Linear(4, 1), dls, loss_func=F.mse_loss, progress=False)
     for _ in range(2):
