@@ -1,6 +1,7 @@
 """A small DCGAN on MNIST, trained by callbacks (GANLearner), scored by a learnloop classifier.
 
-    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--truncation 1.0 0.5] [--quick]
+    python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--truncation 1.0 0.5]
+                                 [--deeper] [--spectral-norm] [--cosine] [--gen-lr 1e-4 --crit-lr 4e-4] [--threads 2] [--quick]
 
 1. Trains an MNIST classifier (the lesson's CNN with batch norm, one-cycle, 3 epochs; >= 99%).
 2. Trains a DCGAN (non-saturating loss, Adam lr 2e-4, betas (0.5, 0.999)) and after every
@@ -12,6 +13,7 @@
 
 import argparse
 import functools
+import math
 import time
 from pathlib import Path
 
@@ -32,6 +34,12 @@ p.add_argument("--smooth", type=float, default=1.0, help="the critic's target fo
 p.add_argument("--ema", type=float, default=None, help="draw samples from a moving average of the generator's weights with this decay (e.g. 0.999)")
 p.add_argument("--truncation", type=float, nargs="+", default=[],
                help="also score samples drawn with the noise cut at +-T standard deviations (the truncation trick), e.g. 1.0 0.5")
+p.add_argument("--deeper", action="store_true", help="a third generator layer: up to 32 channels at 28 x 28, then a 3 x 3 convolution to the image")
+p.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on the critic's layers (instead of its batch norm)")
+p.add_argument("--cosine", action="store_true", help="anneal both learning rates to 0 along a cosine over the run")
+p.add_argument("--gen-lr", type=float, default=2e-4)
+p.add_argument("--crit-lr", type=float, default=2e-4, help="e.g. 4e-4 with --gen-lr 1e-4: the two time-scale rule")
+p.add_argument("--threads", type=int, default=2, help="torch threads (the scores differ in the last digits between thread counts)")
 p.add_argument("--quick", action="store_true")
 args = p.parse_args()
 out = Path(args.out)
@@ -59,15 +67,18 @@ def score(samples: torch.Tensor) -> tuple[float, int]:
 x = data.x_train[:2000] if args.quick else data.x_train
 real = ll.DataLoaders.from_tensors((x.float() / 127.5 - 1).unsqueeze(1), data.y_train[: len(x)], batch_size=64, seed=0)
 nz = 64
+to_image = ([nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 1, 3, padding=1)] if args.deeper
+            else [nn.ConvTranspose2d(64, 1, 4, 2, 1)])  # fmt: skip
 generator = nn.Sequential(
     nn.Linear(nz, 128 * 7 * 7), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(),
     nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),  # 14 x 14
-    nn.ConvTranspose2d(64, 1, 4, 2, 1), nn.Tanh(),  # 28 x 28 in [-1, 1]
+    *to_image, nn.Tanh(),  # 28 x 28 in [-1, 1]
 )  # fmt: skip
+sn = nn.utils.parametrizations.spectral_norm if args.spectral_norm else (lambda layer: layer)
 critic = nn.Sequential(
-    nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),  # 14 x 14
-    nn.Conv2d(64, 128, 4, 2, 1), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),  # 7 x 7
-    nn.Flatten(), nn.Linear(128 * 7 * 7, 1),
+    sn(nn.Conv2d(1, 64, 4, 2, 1)), nn.LeakyReLU(0.2),  # 14 x 14
+    sn(nn.Conv2d(64, 128, 4, 2, 1)), *([] if args.spectral_norm else [nn.BatchNorm2d(128)]), nn.LeakyReLU(0.2),  # 7 x 7
+    nn.Flatten(), sn(nn.Linear(128 * 7 * 7, 1)),
 )  # fmt: skip
 
 
@@ -98,8 +109,19 @@ class Samples(ll.Callback):
               f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes{live}; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
 
 
-torch.set_num_threads(2)
+class LearningRates(ll.Callback):
+    """Each model's own learning rate (--gen-lr, --crit-lr), annealed to 0 along a cosine over
+    the run with --cosine."""
+
+    def before_batch(self, learn):
+        scale = (1 + math.cos(math.pi * learn.pct_train)) / 2 if args.cosine else 1.0
+        for opt, lr in ((learn.gen_opt, args.gen_lr), (learn.crit_opt, args.crit_lr)):
+            for group in opt.param_groups:
+                group["lr"] = lr * scale
+
+
+torch.set_num_threads(args.threads)
 crit_loss = functools.partial(gan_crit_loss, real_label=args.smooth)
-gan = ll.GANLearner(generator, critic, real, crit_loss=crit_loss, noise_size=nz, lr=2e-4, seed=0, ema=args.ema, progress=False, cbs=[Samples()])
+gan = ll.GANLearner(generator, critic, real, crit_loss=crit_loss, noise_size=nz, seed=0, ema=args.ema, progress=False, cbs=[Samples(), LearningRates()])
 gan.fit(1 if args.quick else args.epochs)
 print(f"samples saved in {out}")

@@ -70,8 +70,17 @@ def test_combine_scheds_errors():
 
 
 def test_plot_schedule(tmp_path):
-    fig = plot_schedule(sched_cos(1, 0), path=tmp_path / "s.png")
-    assert len(fig.axes[0].lines[0].get_xdata()) == 200 and (tmp_path / "s.png").exists()
+    sched = sched_cos(1, 0)
+    fig = plot_schedule(sched, path=tmp_path / "s.png", title="cosine")
+    ax = fig.axes[0]
+    (line,) = ax.lines
+    xs, ys = line.get_xdata(), line.get_ydata()
+    assert len(xs) == 200 and xs[0] == 0 and xs[-1] == 1 and np.allclose(np.diff(xs), 1 / 199)
+    assert np.allclose(ys, [sched(x) for x in xs])  # the curve drawn is the schedule's own values
+    assert ax.get_xlabel() == "training position" and ax.get_title() == "cosine"
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    short = plot_schedule(sched, n=5)
+    assert np.allclose(short.axes[0].lines[0].get_xdata(), [0, 0.25, 0.5, 0.75, 1])
 
 
 def mlp():
