@@ -144,6 +144,22 @@ def test_misspelt_event_is_an_error_naming_the_closest():
         ll.Learner(nn.Linear(4, 3), tiny_dls(), default_cbs=False, cbs=[Typo()])
 
 
+def test_bad_handler_names_name_the_class_and_the_kind_of_mistake():
+    def error(**methods):
+        cb = type("Mine", (ll.Callback,), {k: (lambda self, learn: None) for k in methods})()
+        with pytest.raises(ValueError) as e:
+            ll.Learner(nn.Linear(4, 3), tiny_dls(), default_cbs=False, cbs=[cb])
+        return str(e.value)
+
+    # Foreign-looking but not a name we map: the generic hint about other libraries.
+    msg = error(on_warmup_start=1)
+    assert msg.startswith("Mine.on_warmup_start looks like another library's event handler")
+    # Nothing close enough to suggest: no guess, just the fact.
+    msg = error(after_qqqqqqqqqqqqqqqqqqqq=1)
+    assert msg == "Mine.after_qqqqqqqqqqqqqqqqqqqq looks like an event handler but 'after_qqqqqqqqqqqqqqqqqqqq' is not an event."
+    assert error(before_bach=1).startswith("Mine.before_bach looks like an event handler") and "Did you mean 'before_batch'?" in error(before_bach=1)
+
+
 def test_alias_and_event_together_is_an_error():
     class Both(ll.Callback):
         def begin_fit(self, learn):
