@@ -78,9 +78,10 @@ def test_plot_schedule(tmp_path):
     assert len(xs) == 200 and xs[0] == 0 and xs[-1] == 1 and np.allclose(np.diff(xs), 1 / 199)
     assert np.allclose(ys, [sched(x) for x in xs])  # the curve drawn is the schedule's own values
     assert ax.get_xlabel() == "training position" and ax.get_title() == "cosine"
+    assert tuple(fig.get_size_inches()) == (5, 3.5)  # saved at 100 dpi: 500 x 350 pixels
     assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     short = plot_schedule(sched, n=5)
-    assert np.allclose(short.axes[0].lines[0].get_xdata(), [0, 0.25, 0.5, 0.75, 1])
+    assert np.allclose(short.axes[0].lines[0].get_xdata(), [0, 0.25, 0.5, 0.75, 1]) and short.axes[0].get_title() == ""
 
 
 def mlp():
