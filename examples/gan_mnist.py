@@ -67,12 +67,20 @@ def score(samples: torch.Tensor) -> tuple[float, int]:
 x = data.x_train[:2000] if args.quick else data.x_train
 real = ll.DataLoaders.from_tensors((x.float() / 127.5 - 1).unsqueeze(1), data.y_train[: len(x)], batch_size=64, seed=0)
 nz = 64
-to_image = ([nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 1, 3, padding=1)] if args.deeper
-            else [nn.ConvTranspose2d(64, 1, 4, 2, 1)])  # fmt: skip
+
+
+def to_image() -> list[nn.Module]:
+    """The generator's last layers, built where they sit so every layer draws its initial
+    weights in the same order as without the option."""
+    if args.deeper:  # one more layer at 28 x 28
+        return [nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 1, 3, padding=1)]
+    return [nn.ConvTranspose2d(64, 1, 4, 2, 1)]
+
+
 generator = nn.Sequential(
     nn.Linear(nz, 128 * 7 * 7), nn.Unflatten(1, (128, 7, 7)), nn.BatchNorm2d(128), nn.ReLU(),
     nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.BatchNorm2d(64), nn.ReLU(),  # 14 x 14
-    *to_image, nn.Tanh(),  # 28 x 28 in [-1, 1]
+    *to_image(), nn.Tanh(),  # 28 x 28 in [-1, 1]
 )  # fmt: skip
 sn = nn.utils.parametrizations.spectral_norm if args.spectral_norm else (lambda layer: layer)
 critic = nn.Sequential(
