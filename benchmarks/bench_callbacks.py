@@ -73,12 +73,12 @@ def main() -> int:
 
 def in_the_loop(n: int = 400, rounds: int = 24) -> None:
     # The contenders and the interleaving of benchmarks/bench.py: the same fair hand loop.
-    from bench import from_init, hand_loop, interleave, learnloop_loop
+    from bench import from_init, hand_loop, interleave, learnloop_loop, make_mlp
 
     x, y = torch.randn(64 * n, 784), torch.randint(0, 10, (64 * n,))
     data = (x, y, x[:1280], y[:1280])
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))  # shared: see bench.from_init
+    model = make_mlp()  # shared: see bench.from_init
 
     def sgd(params):
         return torch.optim.SGD(params, lr=0.01)

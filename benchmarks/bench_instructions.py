@@ -25,7 +25,6 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch import nn
 
 HERE = Path(__file__).resolve().parent
 CONTENDERS = ("hand", "hand-checked", "learnloop-bare", "learnloop")
@@ -33,14 +32,14 @@ CONTENDERS = ("hand", "hand-checked", "learnloop-bare", "learnloop")
 
 def child(contender: str, n_batches: int) -> None:
     """One epoch of `n_batches` training batches by `contender` (run under callgrind)."""
-    from bench import hand_loop, learnloop_loop
+    from bench import hand_loop, learnloop_loop, make_mlp
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64 * n_batches, 784, generator=g), torch.randint(0, 10, (64 * n_batches,), generator=g)
     data = (x, y, x[:256], y[:256])  # a fixed validation pass: it cancels out of the difference
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 50), nn.ReLU(), nn.Linear(50, 10))
+    model = make_mlp()
 
     def sgd(params):
         return torch.optim.SGD(params, lr=0.01)
