@@ -81,9 +81,10 @@ def momentum_step(ps: Tensors, grads: Tensors, states: list[dict], hp: dict) -> 
     torch._foreach_add_(ps, [s["grad_avg"] for s in states], alpha=-hp["lr"])
 
 
-def _debias(mom: float, dampening: float, step: int) -> float:
-    # Weight a dampened running average has gathered after `step` steps from zero.
-    return dampening * (1 - mom**step) / (1 - mom) if mom != 1 else dampening * step
+def _debias(mom: float, step: int) -> float:
+    # The weight a dampened running average, started at 0, has gathered after `step` steps:
+    # (1 - mom) * (1 + mom + ... + mom**(step - 1)).
+    return 1 - mom**step
 
 
 def _by_step(states: list[dict]) -> dict[int, list[int]]:
@@ -98,8 +99,7 @@ def adam_step(ps: Tensors, grads: Tensors, states: list[dict], hp: dict) -> None
     """p <- p - lr * (grad_avg / debias1) / (sqrt(sqr_avg / debias2) + eps)
     (needs AverageGrad(dampening=True), AverageSqrGrad and StepCount)."""
     for step, idx in _by_step(states).items():
-        d1 = _debias(hp["mom"], 1 - hp["mom"], step)
-        d2 = _debias(hp["sqr_mom"], 1 - hp["sqr_mom"], step)
+        d1, d2 = _debias(hp["mom"], step), _debias(hp["sqr_mom"], step)
         denom = torch._foreach_sqrt([states[i]["sqr_avg"] for i in idx])
         torch._foreach_div_(denom, math.sqrt(d2))
         torch._foreach_add_(denom, hp["eps"])
@@ -119,8 +119,7 @@ def lamb_step(ps: Tensors, grads: Tensors, states: list[dict], hp: dict) -> None
     """LAMB: the Adam direction plus wd * p, scaled per tensor by the trust ratio
     ||p|| / ||direction|| (capped at 10; 1 when either norm is 0, so a zero tensor still moves)."""
     for p, s in zip(ps, states):
-        d1 = _debias(hp["mom"], 1 - hp["mom"], s["step"])
-        d2 = _debias(hp["sqr_mom"], 1 - hp["sqr_mom"], s["step"])
+        d1, d2 = _debias(hp["mom"], s["step"]), _debias(hp["sqr_mom"], s["step"])
         direction = (s["grad_avg"] / d1) / ((s["sqr_avg"] / d2).sqrt() + hp["eps"]) + hp["wd"] * p
         r1, r2 = p.norm(), direction.norm()
         trust = torch.where((r1 > 0) & (r2 > 0), (r1 / r2).clamp(max=10.0), torch.ones_like(r1))
@@ -150,7 +149,7 @@ class AverageGrad(Stat):
         self.defaults = {"mom": 0.9}
 
     def init_state(self, p: torch.Tensor) -> dict[str, Any]:
-        return {"grad_avg": torch.zeros_like(p, memory_format=torch.preserve_format)}
+        return {"grad_avg": torch.zeros_like(p)}
 
     def update(self, ps: Tensors, grads: Tensors, states: list[dict], hp: dict) -> None:
         avgs = [s["grad_avg"] for s in states]
@@ -168,7 +167,7 @@ class AverageSqrGrad(Stat):
         self.defaults = {"sqr_mom": 0.99}
 
     def init_state(self, p: torch.Tensor) -> dict[str, Any]:
-        return {"sqr_avg": torch.zeros_like(p, memory_format=torch.preserve_format)}
+        return {"sqr_avg": torch.zeros_like(p)}
 
     def update(self, ps: Tensors, grads: Tensors, states: list[dict], hp: dict) -> None:
         avgs = [s["sqr_avg"] for s in states]
@@ -200,9 +199,16 @@ class Optimizer(torch.optim.Optimizer):
     def __init__(self, params: Iterable[Any], steppers: Sequence[Callable] | Callable, stats: Sequence[Stat] | Stat = (), **hypers: float):
         self.steppers = list(steppers) if isinstance(steppers, (list, tuple)) else [steppers]
         self.stats = list(stats) if isinstance(stats, (list, tuple)) else [stats]
+        for f in self.steppers:
+            if not hasattr(f, "before_stats"):
+                raise TypeError(f"{getattr(f, '__name__', f)!r} is not a stepper: decorate it with @stepper(...) so the optimizer knows "
+                                "the hyper-parameters it needs and when it runs.")  # fmt: skip
+        for stat in self.stats:
+            if not isinstance(stat, Stat):
+                raise TypeError(f"stats must be Stat objects (e.g. AverageGrad()), got {stat!r}: subclass Stat with init_state and update.")
         defaults: dict[str, Any] = {}
         for piece in [*self.stats, *self.steppers]:
-            defaults.update(getattr(piece, "defaults", {}))
+            defaults.update(piece.defaults)
         defaults.update(hypers)
         lr = defaults.get("lr")
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0):
@@ -210,7 +216,7 @@ class Optimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for piece in [*self.stats, *self.steppers]:
-                missing = [k for k in getattr(piece, "requires", ()) if k not in group]
+                missing = [k for k in piece.requires if k not in group]
                 if missing:
                     name = getattr(piece, "__name__", type(piece).__name__)
                     raise TypeError(f"{name} needs hyper-parameter(s) {missing}: pass them, e.g. Optimizer(..., {missing[0]}=...).")
@@ -248,6 +254,13 @@ class Optimizer(torch.optim.Optimizer):
         return loss
 
 
+def _check_averaging(**moms: float) -> None:
+    # Adam's debiasing divides by 1 - mom**step, which is 0 for mom = 1.
+    for name, m in moms.items():
+        if not 0 <= m < 1:
+            raise ValueError(f"{name} must be in [0, 1) (a running average's decay, e.g. 0.9), got {m!r}.")
+
+
 def SGD(params: Iterable[Any], lr: float, mom: float = 0.0, wd: float = 0.0, decouple_wd: bool = True) -> Optimizer:
     """SGD, with momentum when `mom` > 0, and weight decay decoupled (default) or as L2."""
     steppers = [weight_decay if decouple_wd else l2_reg, momentum_step if mom else sgd_step]
@@ -259,6 +272,7 @@ def Adam(
     params: Iterable[Any], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-5, wd: float = 0.0, decouple_wd: bool = True
 ) -> Optimizer:
     """Adam with the course's defaults; decoupled weight decay (the default) makes it AdamW."""
+    _check_averaging(mom=mom, sqr_mom=sqr_mom)
     steppers = [weight_decay if decouple_wd else l2_reg, adam_step]
     return Optimizer(params, steppers, [AverageGrad(dampening=True), AverageSqrGrad(), StepCount()], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
@@ -271,4 +285,5 @@ def RMSProp(params: Iterable[Any], lr: float, sqr_mom: float = 0.99, eps: float 
 
 def LAMB(params: Iterable[Any], lr: float, mom: float = 0.9, sqr_mom: float = 0.99, eps: float = 1e-6, wd: float = 0.0) -> Optimizer:
     """LAMB (You et al.): Adam's direction with weight decay, scaled per tensor by a trust ratio."""
+    _check_averaging(mom=mom, sqr_mom=sqr_mom)
     return Optimizer(params, [lamb_step], [AverageGrad(dampening=True), AverageSqrGrad(), StepCount()], lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)

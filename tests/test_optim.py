@@ -150,3 +150,133 @@ def test_torch_schedulers_accept_it():
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
     assert math.isfinite(opt.param_groups[0]["mom"])
+
+
+def lamb_reference(ps, grads, lr, b1, b2, eps, wd):
+    ps = [p.detach().clone() for p in ps]
+    ms, vs = [torch.zeros_like(p) for p in ps], [torch.zeros_like(p) for p in ps]
+    for t, gs in enumerate(grads, 1):
+        for i, g in enumerate(gs):
+            ms[i] = b1 * ms[i] + (1 - b1) * g
+            vs[i] = b2 * vs[i] + (1 - b2) * g * g
+            u = (ms[i] / (1 - b1**t)) / ((vs[i] / (1 - b2**t)).sqrt() + eps) + wd * ps[i]
+            r1, r2 = ps[i].norm().item(), u.norm().item()
+            ps[i] = ps[i] - lr * (min(r1 / r2, 10.0) if r1 > 0 and r2 > 0 else 1.0) * u
+    return ps
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_parity_with_random_non_default_hyper_parameters(seed):
+    """Every factory argument reaches the update: random values, none of them a default."""
+    g = torch.Generator().manual_seed(seed)
+
+    def u(lo, hi):
+        return lo + (hi - lo) * torch.rand((), generator=g).item()
+
+    lr, mom, sqr_mom, eps, wd = u(1e-3, 3e-2), u(0.5, 0.85), u(0.9, 0.98), u(1e-7, 1e-3), u(0.01, 0.2)
+    pairs = [
+        (lambda p: optim.SGD(p, lr=lr, mom=mom), lambda p: torch.optim.SGD(p, lr=lr, momentum=mom)),
+        (lambda p: optim.SGD(p, lr=lr, mom=mom, wd=wd, decouple_wd=False), lambda p: torch.optim.SGD(p, lr=lr, momentum=mom, weight_decay=wd)),
+        (lambda p: optim.Adam(p, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd), lambda p: torch.optim.AdamW(p, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)),
+        (lambda p: optim.Adam(p, lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=False),
+         lambda p: torch.optim.Adam(p, lr=lr, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)),
+        (lambda p: optim.RMSProp(p, lr=lr, sqr_mom=sqr_mom, eps=eps, wd=wd, decouple_wd=False), lambda p: torch.optim.RMSprop(p, lr=lr, alpha=sqr_mom, eps=eps, weight_decay=wd)),
+    ]  # fmt: skip
+    for ours, theirs in pairs:
+        a, b = model(), model()
+        grads = fixed_grads(a, 50, seed=seed)
+        assert same(run(a, ours(a.parameters()), grads), run(b, theirs(b.parameters()), grads), tol=1e-5)
+    # RMSProp's decoupled weight decay: p <- p * (1 - lr * wd), then torch's step without decay
+    a, b = model(), model()
+    grads = fixed_grads(a, 50, seed=seed)
+    ref = torch.optim.RMSprop(b.parameters(), lr=lr, alpha=sqr_mom, eps=eps)
+    for gs in grads:
+        with torch.no_grad():
+            for p, gr in zip(b.parameters(), gs):
+                p.mul_(1 - lr * wd)
+                p.grad = gr.clone()
+        ref.step()
+    assert same(run(a, optim.RMSProp(a.parameters(), lr=lr, sqr_mom=sqr_mom, eps=eps, wd=wd), grads), [p.detach() for p in b.parameters()], tol=1e-5)
+    m = model()
+    grads = fixed_grads(m, 30, seed=seed)
+    want = lamb_reference(m.parameters(), grads, lr, mom, sqr_mom, eps, wd)
+    assert same(run(m, optim.LAMB(m.parameters(), lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd), grads), want, tol=1e-5)
+
+
+def test_factory_defaults_are_the_documented_ones():
+    ps = list(model().parameters())
+    hyper = {k: v for k, v in optim.SGD(ps, lr=0.1).hypers[0].items() if k != "lr"}
+    assert hyper == {"mom": 0.0, "wd": 0.0}
+    assert optim.Adam(ps, lr=0.1).hypers[0] == {"lr": 0.1, "mom": 0.9, "sqr_mom": 0.99, "eps": 1e-5, "wd": 0.0}
+    assert optim.RMSProp(ps, lr=0.1).hypers[0] == {"lr": 0.1, "sqr_mom": 0.99, "eps": 1e-5, "wd": 0.0}
+    assert optim.LAMB(ps, lr=0.1).hypers[0] == {"lr": 0.1, "mom": 0.9, "sqr_mom": 0.99, "eps": 1e-6, "wd": 0.0}
+    # weight decay is decoupled unless asked otherwise
+    for make in (optim.SGD, optim.Adam, optim.RMSProp):
+        assert make(ps, lr=0.1).steppers[0] is optim.weight_decay
+        assert make(ps, lr=0.1, decouple_wd=False).steppers[0] is optim.l2_reg
+    # SGD keeps per-parameter state only with momentum
+    plain, heavy = optim.SGD(ps, lr=0.1), optim.SGD(ps, lr=0.1, mom=0.9)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    plain.step()
+    heavy.step()
+    assert plain.stats == [] and not any(plain.state[p] for p in ps)
+    assert all(set(heavy.state[p]) == {"grad_avg"} for p in ps)
+
+
+def test_statistics_bring_their_own_defaults_and_formulas():
+    p = nn.Parameter(torch.zeros(3))
+    # a statistic's defaults fill what the caller leaves out
+    assert optim.Optimizer([p], [optim.momentum_step], [optim.AverageGrad()], lr=0.1).hypers[0]["mom"] == 0.9
+    assert optim.Optimizer([p], [optim.rms_step], [optim.AverageSqrGrad()], lr=0.1).hypers[0]["sqr_mom"] == 0.99
+    # one stepper and one statistic need no list
+    opt = optim.Optimizer([p], optim.rms_step, optim.AverageSqrGrad(dampening=False), lr=0.1, sqr_mom=0.5)
+    assert opt.steppers == [optim.rms_step] and len(opt.stats) == 1
+    grads = [torch.tensor([1.0, -2.0, 3.0]), torch.tensor([0.5, 0.5, -1.0])]
+    for gr in grads:
+        p.grad = gr.clone()
+        opt.step()
+    # undampened: sqr_avg = 0.5 * g1**2 + g2**2 (no (1 - sqr_mom) factor)
+    assert torch.allclose(opt.state[p]["sqr_avg"], 0.5 * grads[0] ** 2 + grads[1] ** 2)
+    assert not hasattr(optim.StepCount(), "dampening") and optim.StepCount().init_state(p) == {"step": 0}
+
+
+def test_optimizer_errors_name_the_problem():
+    ps = list(model().parameters())
+    for bad in (0, 0.0, -0.1, float("nan"), float("inf"), True, "0.1"):
+        with pytest.raises(ValueError, match="lr must be a positive number"):
+            optim.SGD(ps, lr=bad)
+
+    def plain(ps, grads, states, hp):  # not decorated
+        pass
+
+    with pytest.raises(TypeError, match=r"'plain' is not a stepper: decorate it with @stepper"):
+        optim.Optimizer(ps, [plain], lr=0.1)
+    with pytest.raises(TypeError, match="stats must be Stat objects"):
+        optim.Optimizer(ps, [optim.sgd_step], [object()], lr=0.1)
+
+    class Decay(optim.Stat):
+        requires = ("beta",)
+        defaults: dict = {}
+
+    with pytest.raises(TypeError, match=r"Decay needs hyper-parameter\(s\) \['beta'\]"):
+        optim.Optimizer(ps, [optim.sgd_step], [Decay()], lr=0.1)
+    for make in (optim.Adam, optim.LAMB):
+        for kw in ({"mom": 1.0}, {"sqr_mom": 1.0}, {"mom": -0.1}):
+            with pytest.raises(ValueError, match=rf"{next(iter(kw))} must be in \[0, 1\)"):
+                make(ps, lr=0.1, **kw)
+
+
+def test_stepper_records_what_it_needs():
+    @optim.stepper()
+    def bare(ps, grads, states, hp):
+        pass
+
+    assert (bare.defaults, bare.requires, bare.before_stats) == ({}, (), False)
+
+    @optim.stepper(defaults={"k": 2.0}, requires=["k"], before_stats=True)
+    def full(ps, grads, states, hp):
+        pass
+
+    assert (full.defaults, full.requires, full.before_stats) == ({"k": 2.0}, ("k",), True)
+    assert optim.momentum_step.before_stats is False and optim.l2_reg.before_stats is True
