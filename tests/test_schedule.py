@@ -158,8 +158,33 @@ def test_torch_scheduler_per_epoch_and_plateau():
     plateau = lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.1)
     learn.fit(3, cbs=[ll.TorchScheduler(plateau, interval="epoch")])
     assert [r[0] for r in learn.recorder.hps["lr"]][::2] == pytest.approx([0.1, 0.1, 0.01])  # worse after epoch 1
-    with pytest.raises(ValueError, match="interval='epoch'"):
+    with pytest.raises(ValueError, match="ReduceLROnPlateau watches an epoch metric: use interval='epoch'"):
         learn.fit(1, cbs=[ll.TorchScheduler(plateau)])
+    with pytest.raises(ValueError, match=r"'nope' is not in the Recorder's history; have \['epoch', 'train_loss', 'valid_loss'"):
+        learn.fit(1, cbs=[ll.TorchScheduler(plateau, interval="epoch", monitor="nope")])
+
+
+def test_torch_scheduler_built_beforehand():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=4), lr=0.1, progress=False)
+    learn.fit(1)  # the optimizer exists from the first fit on
+    learn.fit(2, cbs=[ll.TorchScheduler(torch.optim.lr_scheduler.StepLR(learn.opt, 1, gamma=0.5), interval="epoch")])
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([0.1, 0.1, 0.05, 0.05])
+
+    class Halve:  # any object with step() will do; it need not say which optimizer it drives
+        def __init__(self, opt):
+            self.opt = opt
+
+        def step(self):
+            for g in self.opt.param_groups:
+                g["lr"] /= 2
+
+    learn.fit(2, cbs=[ll.TorchScheduler(Halve, interval="epoch")])
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([0.025, 0.025, 0.0125, 0.0125])
+    other = torch.optim.SGD(mlp().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="drives another optimizer than learn.opt; pass a factory"):
+        learn.fit(1, cbs=[ll.TorchScheduler(torch.optim.lr_scheduler.StepLR(other, 1))])
+    with pytest.raises(TypeError, match=r"scheduler must be a scheduler \(with step\(\)\) or a function opt -> scheduler, got 0.5"):
+        ll.TorchScheduler(0.5)
 
 
 def test_fit_one_cycle_shape():

@@ -68,8 +68,9 @@ class TorchScheduler(Callback):
     """Steps a `torch.optim.lr_scheduler` scheduler every batch or every epoch.
 
     Args:
-        scheduler: a scheduler already built on `learn.opt`, or a function `opt -> scheduler`
-            (the learner creates its optimizer at the first fit, so a factory is usually easier).
+        scheduler: a scheduler already built on `learn.opt`, or a function or class
+            `opt -> scheduler` (the learner creates its optimizer at the first fit, so a
+            factory is usually easier).
         interval: 'batch' (after each optimizer step) or 'epoch' (after each epoch).
         monitor: for `ReduceLROnPlateau`, the Recorder's history key it watches (e.g. 'valid_loss').
 
@@ -81,10 +82,13 @@ class TorchScheduler(Callback):
     def __init__(self, scheduler: Any | Callable[[torch.optim.Optimizer], Any], interval: str = "batch", monitor: str = "valid_loss"):
         if interval not in ("batch", "epoch"):
             raise ValueError(f"interval must be 'batch' or 'epoch', got {interval!r}.")
+        if not (hasattr(scheduler, "step") or callable(scheduler)):
+            raise TypeError(f"scheduler must be a scheduler (with step()) or a function opt -> scheduler, got {scheduler!r}.")
         self.scheduler, self.interval, self.monitor = scheduler, interval, monitor
 
     def before_fit(self, learn: BaseLearner) -> None:
-        if not hasattr(self.scheduler, "step"):
+        # A class has a `step` attribute too, but it is a factory: build it on learn.opt.
+        if isinstance(self.scheduler, type) or not hasattr(self.scheduler, "step"):
             self.scheduler = self.scheduler(learn.opt)
         if getattr(self.scheduler, "optimizer", learn.opt) is not learn.opt:
             raise ValueError("TorchScheduler: the scheduler drives another optimizer than learn.opt; pass a factory opt -> scheduler.")
