@@ -284,3 +284,72 @@ def test_one_cycle_cnn_on_mnist(mnist_dir):
     assert learn.recorder.history[-1]["accuracy"] >= 0.98
     moms = [r[0] for r in learn.recorder.hps["mom"]]
     assert moms[0] == pytest.approx(0.95) and min(moms) == pytest.approx(0.85, abs=1e-3)
+
+
+def test_one_cycle_schedules_exactly_with_its_defaults():
+    """lr and momentum per batch are the documented defaults' schedules, value for value."""
+    learn = ll.Learner(mlp(), tiny_dls(n_train=40, bs=2), opt_func=torch.optim.Adam, lr=1e-2, progress=False)
+    learn.fit_one_cycle(1)
+    top = 1e-2
+    lr = combine_scheds([0.25, 0.75], [sched_cos(top / 25, top), sched_cos(top, top / 1e5)])
+    mom = combine_scheds([0.25, 0.75], [sched_cos(0.95, 0.85), sched_cos(0.85, 0.95)])
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([lr(i / 20) for i in range(20)], rel=1e-12)
+    assert [r[0] for r in learn.recorder.hps["mom"]] == pytest.approx([mom(i / 20) for i in range(20)], rel=1e-12)
+
+
+RECIPES = {
+    "fit_one_cycle": lambda learn, **kw: learn.fit_one_cycle(1, lr_max=kw.pop("lr", None), **kw),
+    "fit_flat_cos": lambda learn, **kw: learn.fit_flat_cos(1, **kw),
+    "fit_sgdr": lambda learn, **kw: learn.fit_sgdr(1, lr_max=kw.pop("lr", None), **kw),
+}
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_pass_their_arguments_on(recipe, tmp_path):
+    run = RECIPES[recipe]
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=2), opt_func=torch.optim.Adam, lr=1e-3, progress=False)
+    learn.fit(1)
+    opt = learn.opt
+    seen = []
+
+    class Count(ll.Callback):
+        def after_step(self, learn):
+            seen.append(learn.iter)
+
+    run(learn, lr=0.05, wd=0.02, cbs=[Count()])
+    assert learn.opt is opt and len(opt.state) > 0  # the optimizer and its state are kept by default
+    assert len(seen) == 4 and {r[0] for r in learn.recorder.hps["wd"]} == {0.02}
+    assert max(r[0] for r in learn.recorder.hps["lr"]) == pytest.approx(0.05)  # the lr given, not learn.lr
+    run(learn, reset_opt=True)
+    assert learn.opt is not opt
+    what = "lr" if recipe == "fit_flat_cos" else "lr_max"
+    with pytest.raises(ValueError, match=rf"^{what}: got 2 values for 1 param groups"):
+        run(learn, lr=[0.1, 0.2])
+    with pytest.raises(FileNotFoundError, match="No checkpoint at .*missing"):
+        run(learn, resume=tmp_path / "missing")
+
+
+def test_flat_cos_and_sgdr_defaults():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=1), lr=0.1, progress=False)
+    learn.fit_flat_cos(1)  # flat for 3/4 of the fit
+    lrs = [r[0] for r in learn.recorder.hps["lr"]]
+    assert lrs[:6] == [0.1] * 6 and lrs[6] == pytest.approx(sched_cos(0.1, 0.0)(0.0)) and lrs[7] == pytest.approx(sched_cos(0.1, 0.0)(0.5))
+    learn.fit_sgdr(2)  # cycles of 1 and 2 epochs by default
+    lrs = [r[0] for r in learn.recorder.hps["lr"]]
+    assert len(learn.recorder.history) == 3 and lrs[8] == pytest.approx(0.1) and lrs[1] == pytest.approx(sched_cos(0.1, 0)(1 / 8))
+    for bad in ({"n_cycles": 0}, {"cycle_len": 0}, {"cycle_mult": 0}):
+        with pytest.raises(ValueError, match="n_cycles, cycle_len and cycle_mult must all be at least 1"):
+            learn.fit_sgdr(**{"n_cycles": 1, **bad})
+    learn.fit_sgdr(1, cycle_mult=1)  # the smallest values are allowed
+    assert len(learn.recorder.history) == 1
+
+
+def test_lr_find_defaults_and_epochs_enough_for_num_it():
+    learn = ll.Learner(mlp(), tiny_dls(n_train=64, bs=4), progress=False)  # 16 batches an epoch
+    learn.lr_find(stop_div=False)
+    lrs = learn.lr_find_result.lrs
+    assert len(lrs) == 100 and lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
+    learn.lr_find(num_it=40, end_lr=1e3, stop_div=False)  # past the end of the first epoch, diverging or not
+    assert len(learn.lr_find_result.lrs) == 40
+    with pytest.raises(RuntimeError, match=r"Run learn.lr_find\(\) first"):
+        ll.Learner(mlp(), tiny_dls(), progress=False).plot_lr_find()
