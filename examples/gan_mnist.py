@@ -1,7 +1,8 @@
 """A small DCGAN on MNIST, trained by callbacks (GANLearner), scored by a learnloop classifier.
 
     python examples/gan_mnist.py [--epochs 5] [--out gan_samples] [--smooth 0.9] [--ema 0.999] [--truncation 1.0 0.5]
-                                 [--deeper] [--spectral-norm] [--cosine] [--gen-lr 1e-4 --crit-lr 4e-4] [--threads 2] [--quick]
+                                 [--deeper] [--deeper-critic] [--keep 0.25] [--spectral-norm] [--cosine]
+                                 [--gen-lr 1e-4 --crit-lr 4e-4] [--threads 2] [--quick]
 
 1. Trains an MNIST classifier (the lesson's CNN with batch norm, one-cycle, 3 epochs; >= 99%).
 2. Trains a DCGAN (non-saturating loss, Adam lr 2e-4, betas (0.5, 0.999)) and after every
@@ -35,6 +36,9 @@ p.add_argument("--ema", type=float, default=None, help="draw samples from a movi
 p.add_argument("--truncation", type=float, nargs="+", default=[],
                help="also score samples drawn with the noise cut at +-T standard deviations (the truncation trick), e.g. 1.0 0.5")
 p.add_argument("--deeper", action="store_true", help="a third generator layer: up to 32 channels at 28 x 28, then a 3 x 3 convolution to the image")
+p.add_argument("--deeper-critic", action="store_true", help="a third critic layer: 256 channels at 4 x 4 before the linear layer")
+p.add_argument("--keep", type=float, default=None,
+               help="also score samples filtered by the critic: draw 1,000 / KEEP and keep the 1,000 it rates most real (e.g. 0.25)")
 p.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on the critic's layers (instead of its batch norm)")
 p.add_argument("--cosine", action="store_true", help="anneal both learning rates to 0 along a cosine over the run")
 p.add_argument("--gen-lr", type=float, default=2e-4)
@@ -83,10 +87,20 @@ generator = nn.Sequential(
     *to_image(), nn.Tanh(),  # 28 x 28 in [-1, 1]
 )  # fmt: skip
 sn = nn.utils.parametrizations.spectral_norm if args.spectral_norm else (lambda layer: layer)
+
+
+def to_score() -> list[nn.Module]:
+    """The critic's last layers, built where they sit (as `to_image`)."""
+    if args.deeper_critic:  # one more layer, to 4 x 4
+        return [sn(nn.Conv2d(128, 256, 3, 2, 1)), *([] if args.spectral_norm else [nn.BatchNorm2d(256)]), nn.LeakyReLU(0.2),
+                nn.Flatten(), sn(nn.Linear(256 * 4 * 4, 1))]  # fmt: skip
+    return [nn.Flatten(), sn(nn.Linear(128 * 7 * 7, 1))]
+
+
 critic = nn.Sequential(
     sn(nn.Conv2d(1, 64, 4, 2, 1)), nn.LeakyReLU(0.2),  # 14 x 14
     sn(nn.Conv2d(64, 128, 4, 2, 1)), *([] if args.spectral_norm else [nn.BatchNorm2d(128)]), nn.LeakyReLU(0.2),  # 7 x 7
-    nn.Flatten(), sn(nn.Linear(128 * 7 * 7, 1)),
+    *to_score(),
 )  # fmt: skip
 
 
@@ -110,6 +124,9 @@ class Samples(ll.Callback):
         if learn.model.generator_ema is not None:  # the generator itself, for comparison with its average
             live_top, live_classes = score(learn.generate(1000, seed=1, ema=False))
             live = f" (the generator itself: {live_top:.3f}, {live_classes}/10)"
+        if args.keep is not None:
+            kept_top, kept_classes = score(learn.generate(1000, seed=1, keep=args.keep))
+            live += f"; the critic's best {args.keep:g}: {kept_top:.3f}, {kept_classes}/10"
         for t in args.truncation:
             cut_top, cut_classes = score(learn.generate(1000, seed=1, truncation=t))
             live += f"; noise cut at +-{t:g}: {cut_top:.3f}, {cut_classes}/10"

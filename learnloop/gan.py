@@ -18,6 +18,7 @@ Losses: the non-saturating GAN loss (the default; Goodfellow et al. 2014, sectio
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any, Callable, Sequence
 
 import torch
@@ -233,17 +234,26 @@ class GANLearner(Learner):
         critic = self.model.critic
         return self.gen_loss(critic, fake, real) if self.gen_mode else self.crit_loss(critic, real, fake)
 
-    def generate(self, n: int = 64, seed: int = 0, ema: bool = True, truncation: float | None = None) -> torch.Tensor:
+    def generate(self, n: int = 64, seed: int = 0, ema: bool = True, truncation: float | None = None, keep: float = 1.0) -> torch.Tensor:
         """`n` samples (eval mode, no gradients) from a fixed seed: from the generator's weight
         average when there is one (`ema=False`: from the generator itself).
 
-        `truncation` (the "truncation trick"): draw each noise value from the standard normal
-        cut at +-truncation, trading variety for samples closer to the typical ones the
-        generator learned best; None draws from the full normal."""
+        Two ways to trade variety for typical samples, both off by default:
+
+        - `truncation` (the "truncation trick"): draw each noise value from the standard normal
+          cut at +-truncation; None draws from the full normal.
+        - `keep` below 1 (critic filtering): draw n / keep samples and return the n the critic
+          scores as most real, in the order they were drawn. The critic learned where real
+          images lie, so it weeds out the generator's worst attempts; this is a simple form of
+          discriminator rejection sampling (Azadi et al. 2019). The judge of quality should be
+          another model than this critic."""
         if truncation is not None and not truncation > 0:
             raise ValueError(f"truncation must be a positive number of standard deviations (e.g. 1.0), or None; got {truncation}.")
+        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
+            raise ValueError(f"keep is the fraction of drawn samples to return, in (0, 1] (e.g. 0.25: the critic's best quarter); got {keep!r}.")
+        n_drawn = math.ceil(round(n / keep, 9))  # round: 3 / 0.3 is 10.000000000000002 in floats, and must draw 10
         g = torch.Generator().manual_seed(seed)
-        shape = (n, *self.gan_trainer.noise_size)
+        shape = (n_drawn, *self.gan_trainer.noise_size)
         if truncation is None:
             noise = torch.randn(shape, generator=g)
         else:
@@ -255,6 +265,17 @@ class GANLearner(Learner):
         gen.eval()
         try:
             with torch.no_grad():
-                return gen(noise)
+                samples = gen(noise)
         finally:
             gen.train(was_training)
+        if n_drawn == n:
+            return samples
+        critic = self.model.critic
+        was_training = critic.training
+        critic.eval()
+        try:
+            with torch.no_grad():
+                scores = critic(samples).reshape(n_drawn)
+        finally:
+            critic.train(was_training)
+        return samples[scores.topk(n).indices.sort().values]

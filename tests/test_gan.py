@@ -176,3 +176,21 @@ def test_truncated_noise_is_the_normal_cut_at_the_threshold():
     for bad in (0, -1.0):
         with pytest.raises(ValueError, match="truncation must be a positive"):
             learn.generate(4, truncation=bad)
+
+
+def test_critic_filtering_keeps_the_samples_the_critic_rates_most_real():
+    # An identity generator shows the noise; this critic's score is the first coordinate.
+    critic = nn.Linear(2, 1)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.0, 0.0]]))
+        critic.bias.zero_()
+    learn = ll.GANLearner(nn.Identity(), nn.Sequential(critic, nn.Dropout(0.5)), dls(), noise_size=2, seed=0, progress=False)
+    drawn = learn.generate(4000, seed=3)
+    kept = learn.generate(1000, seed=3, keep=0.25)
+    best = drawn[:, 0].topk(1000).indices.sort().values  # the best quarter, in the order drawn
+    assert torch.equal(kept, drawn[best]) and kept[:, 0].min() >= drawn[:, 0].quantile(0.75)
+    assert learn.model.critic.training and learn.generate(10, seed=3, keep=0.3).shape == (10, 2)  # 34 drawn, 10 kept
+    assert torch.equal(learn.generate(3, seed=3, keep=1.0), learn.generate(3, seed=3))  # keep=1 is plain sampling
+    for bad in (0, 1.5, -0.25, True, "half"):
+        with pytest.raises(ValueError, match=r"keep is the fraction of drawn samples to return, in \(0, 1\]"):
+            learn.generate(4, keep=bad)
