@@ -290,3 +290,22 @@ def test_batch_transform_reshapes_for_a_cnn():
     learn = ll.Learner(model, dls, cbs=cbs, progress=False)
     learn.fit(1)
     assert len(learn.recorder.losses) == 4
+
+
+def test_unseeded_samplers_draw_seeds_from_a_wide_range():
+    seeds = []
+    for s in range(20):
+        ll.set_seed(s)
+        seeds.append(RandomSampler(10).seed)
+    assert len(set(seeds)) == 20 and max(seeds) > 2**40  # not a handful of seeds: every run its own order
+    assert all(0 <= s < 2**62 for s in seeds)
+
+
+def test_sequential_sampler_state_round_trip():
+    from learnloop.data import SequentialSampler
+
+    a = SequentialSampler(10, num_replicas=3, rank=1, pad=True)
+    a.set_epoch(4)
+    b = SequentialSampler(10, num_replicas=3, rank=1, pad=True)
+    b.load_state_dict(a.state_dict())
+    assert b.epoch == 4 and a.state_dict() == {"epoch": 4} and torch.equal(a.indices(), b.indices())
