@@ -309,3 +309,44 @@ def test_sequential_sampler_state_round_trip():
     b = SequentialSampler(10, num_replicas=3, rank=1, pad=True)
     b.load_state_dict(a.state_dict())
     assert b.epoch == 4 and a.state_dict() == {"epoch": 4} and torch.equal(a.indices(), b.indices())
+
+
+def test_one_batch_with_one_batch_and_a_custom_collate():
+    ds = ArrayDataset(torch.arange(3.0))
+    dl = DataLoader(ds, batch_size=5, collate_fn=lambda items: ("mine", len(items)))  # one short batch
+    assert dl.one_batch() == ("mine", 3) == next(iter(dl))
+    with pytest.raises(ValueError, match="one_batch: this DataLoader yields no batches"):
+        DataLoader(ds, batch_size=5, drop_last=True).one_batch()
+
+
+def test_loader_state_checks_and_a_state_without_sampler():
+    ds = ArrayDataset(torch.arange(20))
+    dl = DataLoader(ds, batch_size=4, shuffle=True, seed=3)
+    with pytest.raises(KeyError, match=r"the state lacks \['position'\]; it was not made by DataLoader.state_dict"):
+        dl.load_state_dict({"epoch": 1})
+    with pytest.raises(ValueError, match="saved by a loader with batch_size=5, but this one has batch_size=4"):
+        dl.load_state_dict({"epoch": 1, "position": 2, "batch_size": 5})
+    dl.load_state_dict({"epoch": 2, "position": 1})  # no sampler state (a loader over a sampler without one): the seed stays
+    assert dl.state_dict() == {"epoch": 2, "position": 1, "batch_size": 4, "sampler": {"epoch": 0, "seed": 3}}
+    assert len(list(dl)) == 4
+
+
+def test_dataloaders_state_round_trip_includes_the_validation_position():
+    def make():
+        x = torch.arange(40.0)
+        return DataLoaders.from_tensors(x[:24], x[:24], x[24:], x[24:], batch_size=4, seed=0)  # valid: 2 batches of 8
+
+    dls = make()
+    it = iter(dls.valid)
+    next(it)
+    state = dls.state_dict()
+    assert state["valid"] == dls.valid.state_dict() and state["valid"]["position"] == 1
+    fresh = make()
+    fresh.load_state_dict(state)
+    assert [b[0].tolist() for b in fresh.valid] == [list(range(32, 40))]  # continues with the second batch
+    alone = DataLoaders(make().train)  # no validation loader: none saved, and a saved one is ignored
+    assert alone.state_dict()["valid"] is None
+    alone.load_state_dict(state)
+    fresh = make()
+    fresh.load_state_dict({"train": state["train"], "valid": None})  # nothing saved for validation: it starts afresh
+    assert fresh.valid.state_dict()["position"] == 0

@@ -26,7 +26,8 @@ def fetch(dataset: Any, indices: torch.Tensor | list[int], collate_fn: Callable 
     if collate_fn is None and isinstance(dataset, ArrayDataset):
         return dataset.__getitems__(indices)
     idx = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
-    getitems = getattr(dataset, "__getitems__", None)
+    # ArrayDataset's __getitems__ returns a ready batch, which would skip a custom collate_fn.
+    getitems = None if isinstance(dataset, ArrayDataset) else getattr(dataset, "__getitems__", None)
     samples = getitems(idx) if getitems is not None else [dataset[i] for i in idx]
     if not isinstance(samples, list):  # a __getitems__ that already returns a batch
         return samples
