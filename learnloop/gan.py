@@ -30,7 +30,7 @@ from .data.sampler import random_seed
 from .events import Callback, CancelValidException
 from .learner import Learner
 from .loop import BaseLearner
-from .utils import step_generator
+from .utils import evaluating, step_generator
 
 __all__ = ["GANModule", "GANTrainer", "GANLearner", "gan_gen_loss", "gan_crit_loss", "wgan_gen_loss", "wgan_gp_crit_loss", "gradient_penalty"]
 
@@ -261,21 +261,10 @@ class GANLearner(Learner):
         noise = noise.to(self.device)
         averaged = self.model.generator_ema
         gen = averaged if ema and averaged is not None else self.model.generator
-        was_training = gen.training
-        gen.eval()
-        try:
-            with torch.no_grad():
-                samples = gen(noise)
-        finally:
-            gen.train(was_training)
+        with evaluating(gen):
+            samples = gen(noise)
         if n_drawn == n:
             return samples
-        critic = self.model.critic
-        was_training = critic.training
-        critic.eval()
-        try:
-            with torch.no_grad():
-                scores = critic(samples).reshape(n_drawn)
-        finally:
-            critic.train(was_training)
+        with evaluating(self.model.critic) as critic:
+            scores = critic(samples).reshape(n_drawn)
         return samples[scores.topk(n).indices.sort().values]

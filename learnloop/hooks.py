@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .utils import model_device
+from .utils import evaluating, model_device
 
 __all__ = ["Hook", "Hooks", "find_modules", "model_summary", "Summary"]
 
@@ -125,13 +125,10 @@ def model_summary(learn_or_model: Any, xb: torch.Tensor | None = None, print_it:
     hooks = Hooks([m for _, m in leaves], record)
     for h, (n, _) in zip(hooks, leaves):
         h.name = n
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model):
             model(xb)
     finally:
-        model.train(was_training)
         hooks.remove()
     if print_it:
         print(rows)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "step_generator", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case"]
+__all__ = ["set_seed", "step_generator", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case", "evaluating"]
 
 
 def set_seed(seed: int) -> None:
@@ -82,3 +83,16 @@ def snake_case(name: str) -> str:
     """'ProgressBar' -> 'progress_bar', 'LRFinder' -> 'lr_finder'."""
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+@contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` in eval mode without gradients for the block; its own mode comes back after,
+    even when the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
