@@ -6,7 +6,8 @@
 
 1. Trains an MNIST classifier (the lesson's CNN with batch norm, one-cycle, 3 epochs; >= 99%).
 2. Trains a DCGAN (non-saturating loss, Adam lr 2e-4, betas (0.5, 0.999)) and after every
-   epoch saves a grid of 64 samples (`samples_epoch{N}.png`, the same noise each time) and
+   epoch saves a grid of 64 samples (`samples_epoch{N}.png`, the same noise each time; with
+   --keep also `samples_epoch{N}_kept.png`, the critic's choice) and
    scores 1,000 samples with the classifier: the mean of its top probability (how digit-like
    they are) and how many of the 10 classes appear (whether the generator covers them all).
 `--quick` uses 2,000 images and 1 epoch (tests).
@@ -104,6 +105,13 @@ critic = nn.Sequential(
 )  # fmt: skip
 
 
+def save_grid(samples: torch.Tensor, path: Path) -> None:
+    fig = new_figure(6, 6)
+    for i, image in enumerate(samples.cpu()):
+        show_image((image + 1) / 2, ax=fig.add_subplot(8, 8, i + 1))
+    save_figure(fig, path)
+
+
 class Samples(ll.Callback):
     """After each epoch: a grid of 64 samples from fixed noise, and the classifier's verdict on 1,000."""
 
@@ -113,11 +121,9 @@ class Samples(ll.Callback):
         self.start = time.perf_counter()
 
     def after_epoch(self, learn):
-        grid = learn.generate(64, seed=0).cpu()
-        fig = new_figure(6, 6)
-        for i in range(64):
-            show_image((grid[i] + 1) / 2, ax=fig.add_subplot(8, 8, i + 1))
-        save_figure(fig, out / f"samples_epoch{learn.epoch + 1}.png")
+        save_grid(learn.generate(64, seed=0), out / f"samples_epoch{learn.epoch + 1}.png")
+        if args.keep is not None:
+            save_grid(learn.generate(64, seed=0, keep=args.keep), out / f"samples_epoch{learn.epoch + 1}_kept.png")
         top, classes = score(learn.generate(1000, seed=1))
         row = learn.recorder.history[-1]
         live = ""
