@@ -201,7 +201,7 @@ class Optimizer(torch.optim.Optimizer):
         self.stats = list(stats) if isinstance(stats, (list, tuple)) else [stats]
         for f in self.steppers:
             if not hasattr(f, "before_stats"):
-                raise TypeError(f"{getattr(f, '__name__', f)!r} is not a stepper: decorate it with @stepper(...) so the optimizer knows "
+                raise TypeError(f"{getattr(f, '__name__', repr(f))} is not a stepper: decorate it with @stepper(...) so the optimizer knows "
                                 "the hyper-parameters it needs and when it runs.")  # fmt: skip
         for stat in self.stats:
             if not isinstance(stat, Stat):

@@ -315,8 +315,10 @@ def test_one_batch_with_one_batch_and_a_custom_collate():
     ds = ArrayDataset(torch.arange(3.0))
     dl = DataLoader(ds, batch_size=5, collate_fn=lambda items: ("mine", len(items)))  # one short batch
     assert dl.one_batch() == ("mine", 3) == next(iter(dl))
-    with pytest.raises(ValueError, match="one_batch: this DataLoader yields no batches"):
+    with pytest.raises(ValueError, match="^one_batch: this DataLoader yields no batches"):
         DataLoader(ds, batch_size=5, drop_last=True).one_batch()
+    # over a plain list of indices as the sampler, too
+    assert DataLoader(ArrayDataset(torch.arange(10)), batch_size=2, sampler=[3, 1, 2, 0]).one_batch()[0].tolist() == [3, 1]
 
 
 def test_loader_state_checks_and_a_state_without_sampler():

@@ -250,8 +250,18 @@ def test_optimizer_errors_name_the_problem():
     def plain(ps, grads, states, hp):  # not decorated
         pass
 
-    with pytest.raises(TypeError, match=r"'plain' is not a stepper: decorate it with @stepper"):
+    with pytest.raises(TypeError, match=r"^plain is not a stepper: decorate it with @stepper"):
         optim.Optimizer(ps, [plain], lr=0.1)
+
+    class Step:  # a callable object has no __name__: the message shows the object
+        def __call__(self, ps, grads, states, hp):
+            pass
+
+        def __repr__(self):
+            return "Step()"
+
+    with pytest.raises(TypeError, match=r"^Step\(\) is not a stepper"):
+        optim.Optimizer(ps, [Step()], lr=0.1)
     with pytest.raises(TypeError, match="stats must be Stat objects"):
         optim.Optimizer(ps, [optim.sgd_step], [object()], lr=0.1)
 
@@ -265,6 +275,7 @@ def test_optimizer_errors_name_the_problem():
         for kw in ({"mom": 1.0}, {"sqr_mom": 1.0}, {"mom": -0.1}):
             with pytest.raises(ValueError, match=rf"{next(iter(kw))} must be in \[0, 1\)"):
                 make(ps, lr=0.1, **kw)
+        make(ps, lr=0.1, mom=0.0, sqr_mom=0.0)  # no averaging at all is allowed
 
 
 def test_stepper_records_what_it_needs():

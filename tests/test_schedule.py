@@ -158,10 +158,19 @@ def test_torch_scheduler_per_epoch_and_plateau():
     plateau = lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0, factor=0.1)
     learn.fit(3, cbs=[ll.TorchScheduler(plateau, interval="epoch")])
     assert [r[0] for r in learn.recorder.hps["lr"]][::2] == pytest.approx([0.1, 0.1, 0.01])  # worse after epoch 1
-    with pytest.raises(ValueError, match="ReduceLROnPlateau watches an epoch metric: use interval='epoch'"):
+    with pytest.raises(ValueError, match="^ReduceLROnPlateau watches an epoch metric: use interval='epoch'"):
         learn.fit(1, cbs=[ll.TorchScheduler(plateau)])
     with pytest.raises(ValueError, match=r"'nope' is not in the Recorder's history; have \['epoch', 'train_loss', 'valid_loss'"):
         learn.fit(1, cbs=[ll.TorchScheduler(plateau, interval="epoch", monitor="nope")])
+
+    class SkipFirst(ll.Callback):
+        def before_epoch(self, learn):
+            if learn.epoch == 0:
+                raise ll.CancelEpochException()
+
+    learn = ll.Learner(mlp(), tiny_dls(n_train=8, bs=4), lr=0.1, progress=False, cbs=[SkipFirst()])
+    learn.fit(2, cbs=[ll.TorchScheduler(plateau, interval="epoch")])  # a cancelled epoch has no row to watch: no step, no error
+    assert [h["epoch"] for h in learn.recorder.history] == [1]
 
 
 def test_torch_scheduler_built_beforehand():
@@ -181,7 +190,7 @@ def test_torch_scheduler_built_beforehand():
     learn.fit(2, cbs=[ll.TorchScheduler(Halve, interval="epoch")])
     assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([0.025, 0.025, 0.0125, 0.0125])
     other = torch.optim.SGD(mlp().parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="drives another optimizer than learn.opt; pass a factory"):
+    with pytest.raises(ValueError, match="^TorchScheduler: the scheduler drives another optimizer than learn.opt; pass a factory"):
         learn.fit(1, cbs=[ll.TorchScheduler(torch.optim.lr_scheduler.StepLR(other, 1))])
     with pytest.raises(TypeError, match=r"scheduler must be a scheduler \(with step\(\)\) or a function opt -> scheduler, got 0.5"):
         ll.TorchScheduler(0.5)
@@ -338,7 +347,7 @@ def test_flat_cos_and_sgdr_defaults():
     lrs = [r[0] for r in learn.recorder.hps["lr"]]
     assert len(learn.recorder.history) == 3 and lrs[8] == pytest.approx(0.1) and lrs[1] == pytest.approx(sched_cos(0.1, 0)(1 / 8))
     for bad in ({"n_cycles": 0}, {"cycle_len": 0}, {"cycle_mult": 0}):
-        with pytest.raises(ValueError, match="n_cycles, cycle_len and cycle_mult must all be at least 1"):
+        with pytest.raises(ValueError, match="^n_cycles, cycle_len and cycle_mult must all be at least 1"):
             learn.fit_sgdr(**{"n_cycles": 1, **bad})
     learn.fit_sgdr(1, cycle_mult=1)  # the smallest values are allowed
     assert len(learn.recorder.history) == 1

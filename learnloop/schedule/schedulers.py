@@ -104,10 +104,12 @@ class TorchScheduler(Callback):
         if self.interval != "epoch":
             return
         if self._plateau:
-            history = learn.recorder.history
-            if not history or self.monitor not in history[-1]:
-                raise ValueError(f"TorchScheduler: {self.monitor!r} is not in the Recorder's history; have {list(history[-1]) if history else []}.")
-            self.scheduler.step(history[-1][self.monitor])
+            row = learn.recorder.epoch_row(learn)
+            if row is None:
+                return  # the epoch was cancelled before it ran: nothing to watch
+            if self.monitor not in row:
+                raise ValueError(f"TorchScheduler: {self.monitor!r} is not in the Recorder's history; have {list(row)}.")
+            self.scheduler.step(row[self.monitor])
         else:
             self.scheduler.step()
 
