@@ -362,3 +362,127 @@ def test_lr_find_defaults_and_epochs_enough_for_num_it():
     assert len(learn.lr_find_result.lrs) == 40
     with pytest.raises(RuntimeError, match=r"Run learn.lr_find\(\) first"):
         ll.Learner(mlp(), tiny_dls(), progress=False).plot_lr_find()
+
+
+class _Stub:
+    """What LRFinder reads of a learner: the optimizer and the batch's loss."""
+
+    def __init__(self):
+        self.opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+        self.loss = None
+
+
+def _sweep(finder, losses):
+    """Feed `losses` to the finder batch by batch; the number of batches before it stopped."""
+    learn = _Stub()
+    finder.before_fit(learn)
+    for n, value in enumerate(losses, 1):
+        finder.before_batch(learn)
+        learn.loss = torch.tensor(value, dtype=torch.float64)
+        try:
+            finder.after_loss(learn)
+            finder.after_batch(learn)
+        except ll.CancelFitException:
+            return n
+    return None
+
+
+def test_lr_finder_sweep_smoothing_and_stops_against_their_formulas():
+    losses = [2.0, 1.5, 1.7, 1.2, 1.0, 0.9, 1.1, 0.8]
+    f = ll.LRFinder(1e-4, 1.0, num_it=8, beta=0.9)
+    assert _sweep(f, losses) == 8  # stops after num_it batches
+    assert f.lrs == pytest.approx([1e-4 * (1.0 / 1e-4) ** (i / 7) for i in range(8)], rel=1e-12)
+    avg, want = 0.0, []
+    for i, v in enumerate(losses, 1):
+        avg = 0.9 * avg + 0.1 * v
+        want.append(avg / (1 - 0.9**i))
+    assert f.losses == pytest.approx(want, rel=1e-12)
+    # the defaults: 1e-7 to 10 over 100 batches, smoothing 0.98, stopping on divergence
+    f = ll.LRFinder()
+    assert _sweep(f, [1.0] * 100) == 100 and f.lrs[0] == 1e-7 and f.lrs[-1] == pytest.approx(10.0)
+    assert _sweep(f, [1.0] * 10 + [1e3] * 10) is not None and len(f.lrs) < 20
+    avg, i, smooth = 0.0, 0, []
+    for v in [1.0] * 10 + [1e3]:
+        i += 1
+        avg = 0.98 * avg + 0.02 * v
+        smooth.append(avg / (1 - 0.98**i))
+    assert f.losses == pytest.approx(smooth, rel=1e-12)  # beta 0.98; stopped at the first batch above 4x the best
+    # divergence: above 4 times the lowest smoothed loss stops; exactly 4 times does not
+    for jump, stops in ((4.0, False), (4.5, True)):
+        f = ll.LRFinder(1e-3, 1.0, num_it=3, beta=0.0)  # beta 0: the smoothed loss is the loss
+        assert (_sweep(f, [1.0, jump, 1.0]) == 2) is stops
+    assert _sweep(ll.LRFinder(1e-3, 1.0, num_it=3, beta=0.0, stop_div=False), [1.0, 100.0, 1.0]) == 3
+    f = ll.LRFinder(1e-3, 1.0, num_it=5)
+    assert _sweep(f, [1.0, float("nan"), 1.0]) == 2 and f.lrs == [1e-3]  # a NaN loss stops the sweep unrecorded
+    ll.LRFinder(1e-3, 1.0, num_it=2)  # the fewest allowed
+    for bad in ({"start_lr": 0.0}, {"start_lr": 1e-3, "end_lr": 1e-3}, {"num_it": 1}):
+        with pytest.raises(ValueError, match="start_lr < end_lr|num_it must be at least 2"):
+            ll.LRFinder(**{"start_lr": 1e-3, "end_lr": 1.0, **bad})
+
+
+def test_suggestions_on_hand_made_curves():
+    from learnloop.schedule.lr_finder import suggest, suggest_minimum, suggest_steep, suggest_valley, useful_stretch
+
+    # useful_stretch: after the first tenth (at least one point), up to the lowest loss
+    assert useful_stretch([5.0] * 19 + [1.0] + [9.0] * 5) == (2, 19)
+    assert useful_stretch([5.0, 4.0, 3.0, 1.0, 2.0]) == (1, 3)  # a tenth of 5 points rounds to 0: still skip one
+    assert useful_stretch([5.0] * 13 + [1.0] + [9.0] * 100) == (11, 13)  # 114 points: 11 skipped
+    assert useful_stretch([5.0, 1.0] + [9.0] * 18) == (0, 1) and useful_stretch([5.0, 4.0, 1.0] + [9.0] * 17) == (0, 2)
+    lrs = [10.0**k for k in range(-6, 4)]  # 10 points, one decade apart
+    assert suggest_minimum(lrs, [5, 5, 5, 5, 4, 3, 2, 1, 9, 9]) == pytest.approx(lrs[7] / 10)
+    assert suggest_minimum(lrs, [5, 5, 1, 5, 5, 5, 5, 5, 9, 9]) == lrs[1]  # not below the useful stretch
+    # steep: the biggest fall per unit of log(lr), within the stretch; the warm-up's fall does not count
+    assert suggest_steep(lrs, [9, 1, 5.0, 4.5, 4.0, 2.0, 1.8, 0.5, 3, 4]) == lrs[4]
+    assert suggest_steep(lrs, [9, 5.0, 4.9, 4.0, 9, 9, 9, 9, 9, 9]) == lrs[2]  # a stretch of two steps is searched
+    assert suggest_steep(lrs, [9, 5.0, 4.0, 9, 9, 9, 9, 9, 9, 9]) == lrs[1]  # one step: its start
+    uneven = [1e-6, 1e-5, 1e-4, 1e-3, 1.1e-3, 1.2e-3, 1e-1, 1.0, 10.0, 100.0]  # slopes need the spacing
+    assert suggest_steep(uneven, [9, 5.0, 4.0, 3.0, 2.9, 2.8, 1.0, 0.5, 3, 4]) == uneven[4]
+    # valley: from where the loss has fallen a tenth of the way, to the minimum; the middle, in steps
+    assert suggest_valley(lrs, [9, 5.0, 5.0, 4.8, 4.0, 3.0, 2.0, 1.0, 3, 4]) == lrs[(4 + 7) // 2]
+    assert suggest_valley(lrs, [3.0, 5.0, 5.0, 5.0, 4.0, 3.0, 2.0, 1.0, 3, 4]) == lrs[(4 + 7) // 2]  # warm-up point ignored
+    assert set(suggest(lrs[:3], [3.0, 2.0, 1.0], ["valley", "steep", "minimum"])) == {"valley", "steep", "minimum"}
+    with pytest.raises(RuntimeError, match="saw only 2 batches"):
+        suggest(lrs[:2], [2.0, 1.0], ["valley"])
+
+
+def test_plot_lr_find_draws_the_sweep_the_zoom_and_the_suggestions():
+    from learnloop.schedule.lr_finder import LRFindResult, plot_lr_find
+
+    lrs = [10.0**k for k in range(-6, 4)]
+    losses = [3.0, 2.9, 2.5, 2.0, 1.2, 1.0, 1.5, 4.0, 9.0, 20.0]
+    fig = plot_lr_find(LRFindResult(lrs, losses, {"valley": lrs[4], "steep": 2e-3}))
+    ax = fig.axes[0]
+    assert tuple(fig.get_size_inches()) == (6, 4)
+    curve, *marks = ax.get_lines()
+    assert list(curve.get_xdata()) == lrs and list(curve.get_ydata()) == losses and ax.get_xscale() == "log"
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("learning rate", "smoothed loss", "LR finder")
+    low, first = 1.0, 3.0
+    assert ax.get_ylim() == pytest.approx((low - 0.05 * (first - low + 1e-8), first + 0.5 * (first - low) + 1e-8), rel=1e-12)
+    # each suggestion at its lr, on the curve at the nearest swept lr, with its own marker and label
+    assert [(m.get_marker(), list(m.get_xdata()), list(m.get_ydata()), m.get_label()) for m in marks] == [
+        ("o", [lrs[4]], [1.2], f"valley: {lrs[4]:.2e}"),
+        ("^", [2e-3], [2.0], "steep: 2.00e-03"),
+    ]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["valley: 1.00e-02", "steep: 2.00e-03"]
+
+
+def test_lr_find_restores_callback_state_changed_in_place():
+    class Seen(ll.Callback):
+        def __init__(self):
+            self.seen = []
+
+        def after_batch(self, learn):
+            self.seen.append(learn.iter)  # grows the very list its state_dict hands out
+
+        def state_dict(self):
+            return {"seen": self.seen}
+
+        def load_state_dict(self, state):
+            self.seen = state["seen"]
+
+    cb = Seen()
+    learn = ll.Learner(mlp(), tiny_dls(n_train=16, bs=4), lr=0.1, progress=False, cbs=[cb])
+    learn.fit(1)
+    before = list(cb.seen)
+    learn.lr_find(num_it=6)
+    assert cb.seen == before

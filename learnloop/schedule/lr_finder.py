@@ -25,9 +25,10 @@ __all__ = ["LRFinder", "LRFindResult", "SUGGESTIONS", "Snapshot", "plot_lr_find"
 
 
 class LRFinder(Callback):
-    """Sets lr = start_lr * (end_lr / start_lr) ** (i / num_it) at training batch i, records the
-    exponentially smoothed loss, and stops after `num_it` batches, when the smoothed loss
-    exceeds 4 times its minimum (`stop_div`), or when it is no longer finite. No validation."""
+    """Sets lr = start_lr * (end_lr / start_lr) ** (i / (num_it - 1)) at training batch i (the
+    last of the `num_it` batches runs at end_lr), records the exponentially smoothed loss, and
+    stops after `num_it` batches, when the smoothed loss exceeds 4 times its minimum
+    (`stop_div`), or when it is no longer finite. No validation."""
 
     order = 30  # sets lr before the Recorder reads it; stops before NonFiniteCheck (55) would raise
     run_valid = False
