@@ -302,8 +302,8 @@ def test_one_cycle_schedules_exactly_with_its_defaults():
     top = 1e-2
     lr = combine_scheds([0.25, 0.75], [sched_cos(top / 25, top), sched_cos(top, top / 1e5)])
     mom = combine_scheds([0.25, 0.75], [sched_cos(0.95, 0.85), sched_cos(0.85, 0.95)])
-    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([lr(i / 20) for i in range(20)], rel=1e-12)
-    assert [r[0] for r in learn.recorder.hps["mom"]] == pytest.approx([mom(i / 20) for i in range(20)], rel=1e-12)
+    assert [r[0] for r in learn.recorder.hps["lr"]] == pytest.approx([lr(i / 20) for i in range(20)], rel=1e-12, abs=0)
+    assert [r[0] for r in learn.recorder.hps["mom"]] == pytest.approx([mom(i / 20) for i in range(20)], rel=1e-12, abs=0)
 
 
 RECIPES = {
@@ -334,6 +334,8 @@ def test_recipes_pass_their_arguments_on(recipe, tmp_path):
     what = "lr" if recipe == "fit_flat_cos" else "lr_max"
     with pytest.raises(ValueError, match=rf"^{what}: got 2 values for 1 param groups"):
         run(learn, lr=[0.1, 0.2])
+    with pytest.raises(ValueError, match=rf"^{what} must be a positive number, got -1"):
+        run(learn, lr=-1)
     with pytest.raises(FileNotFoundError, match="No checkpoint at .*missing"):
         run(learn, resume=tmp_path / "missing")
 
@@ -347,7 +349,7 @@ def test_flat_cos_and_sgdr_defaults():
     lrs = [r[0] for r in learn.recorder.hps["lr"]]
     assert len(learn.recorder.history) == 3 and lrs[8] == pytest.approx(0.1) and lrs[1] == pytest.approx(sched_cos(0.1, 0)(1 / 8))
     for bad in ({"n_cycles": 0}, {"cycle_len": 0}, {"cycle_mult": 0}):
-        with pytest.raises(ValueError, match="^n_cycles, cycle_len and cycle_mult must all be at least 1"):
+        with pytest.raises(ValueError, match="^n_cycles, cycle_len and cycle_mult must all be at least 1.$"):
             learn.fit_sgdr(**{"n_cycles": 1, **bad})
     learn.fit_sgdr(1, cycle_mult=1)  # the smallest values are allowed
     assert len(learn.recorder.history) == 1
@@ -360,7 +362,7 @@ def test_lr_find_defaults_and_epochs_enough_for_num_it():
     assert len(lrs) == 100 and lrs[0] == pytest.approx(1e-7) and lrs[-1] == pytest.approx(10.0)
     learn.lr_find(num_it=40, end_lr=1e3, stop_div=False)  # past the end of the first epoch, diverging or not
     assert len(learn.lr_find_result.lrs) == 40
-    with pytest.raises(RuntimeError, match=r"Run learn.lr_find\(\) first"):
+    with pytest.raises(RuntimeError, match=r"^Run learn.lr_find\(\) first.$"):
         ll.Learner(mlp(), tiny_dls(), progress=False).plot_lr_find()
 
 
