@@ -62,6 +62,10 @@ def main(mode: str, out: Path) -> int:
         learn.fit(1)
         if learn.is_main:
             ll.save_model(learn.model, out / f"{mode}-2x32.safetensors")
+        if mode == "mlp":  # the LR finder judges the loss averaged over both processes
+            learn.lr_find(num_it=20, stop_div=False)
+            if learn.is_main:
+                (out / "lr_find.json").write_text(json.dumps(learn.lr_find_result.losses))
     elif mode == "metrics":  # validation of 10,001 samples: exact, nothing counted twice
         ll.set_seed(0)
         x, y, xv, yv = data(n_train=64, n_valid=10_001)

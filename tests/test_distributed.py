@@ -55,6 +55,9 @@ def test_two_processes_of_32_equal_one_of_64(tmp_path, kind):
     assert len(one.recorder.losses) == 50
     for k, v in one.model.state_dict().items():
         assert torch.allclose(two[k], v, atol=1e-6, rtol=0), k
+    if kind == "mlp":  # the LR finder's losses are the mean over both processes: one process's at batch 64
+        one.lr_find(num_it=20, stop_div=False)
+        assert json.loads((tmp_path / "lr_find.json").read_text()) == pytest.approx(one.lr_find_result.losses, rel=1e-4)
 
 
 def test_validation_metrics_are_exact_over_uneven_shards(tmp_path):
