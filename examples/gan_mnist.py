@@ -126,18 +126,18 @@ class Samples(ll.Callback):
             save_grid(learn.generate(64, seed=0, keep=args.keep), out / f"samples_epoch{learn.epoch + 1}_kept.png")
         top, classes = score(learn.generate(1000, seed=1))
         row = learn.recorder.history[-1]
-        live = ""
+        more = ""
         if learn.model.generator_ema is not None:  # the generator itself, for comparison with its average
             live_top, live_classes = score(learn.generate(1000, seed=1, ema=False))
-            live = f" (the generator itself: {live_top:.3f}, {live_classes}/10)"
+            more = f" (the generator itself: {live_top:.3f}, {live_classes}/10)"
         if args.keep is not None:
             kept_top, kept_classes = score(learn.generate(1000, seed=1, keep=args.keep))
-            live += f"; the critic's best {args.keep:g}: {kept_top:.3f}, {kept_classes}/10"
+            more += f"; the critic's best {args.keep:g}: {kept_top:.3f}, {kept_classes}/10"
         for t in args.truncation:
             cut_top, cut_classes = score(learn.generate(1000, seed=1, truncation=t))
-            live += f"; noise cut at +-{t:g}: {cut_top:.3f}, {cut_classes}/10"
+            more += f"; noise cut at +-{t:g}: {cut_top:.3f}, {cut_classes}/10"
         print(f"epoch {learn.epoch + 1}: critic loss {row['crit_loss']:.3f}, generator loss {row['gen_loss']:.3f}; "
-              f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes{live}; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
+              f"1,000 samples: mean top probability {top:.3f}, {classes}/10 classes{more}; {time.perf_counter() - self.start:.0f} s", flush=True)  # fmt: skip
 
 
 class LearningRates(ll.Callback):
