@@ -147,7 +147,7 @@ def plot_lr_find(result: LRFindResult, path: str | Path | None = None) -> "Figur
         # Zoom on the useful range: the final blow-up would flatten everything else.
         low, first = min(result.losses), result.losses[0]
         ax.set_ylim(low - 0.05 * (first - low + 1e-8), first + 0.5 * (first - low) + 1e-8)
-    for (name, lr), marker in zip(result.suggestions.items(), "o^sD"):
+    for (name, lr), marker in zip(result.suggestions.items(), "o^s"):
         i = min(range(len(result.lrs)), key=lambda k: abs(math.log(result.lrs[k] / lr)))
         ax.plot([lr], [result.losses[i]], marker, label=f"{name}: {lr:.2e}")
     if result.suggestions:
