@@ -152,8 +152,11 @@ def test_bad_handler_names_name_the_class_and_the_kind_of_mistake():
         return str(e.value)
 
     # Foreign-looking but not a name we map: the generic hint about other libraries.
-    msg = error(on_warmup_start=1)
-    assert msg.startswith("Mine.on_warmup_start looks like another library's event handler")
+    for name in ("on_warmup_start", "on_warmup_begin", "on_warmup_end"):
+        assert error(**{name: 1}).startswith(f"Mine.{name} looks like another library's event handler")
+    # A helper whose name merely starts with on_ is not taken for an event handler.
+    helper = type("Mine", (ll.Callback,), {"on_click": lambda self: None, "before_fit": lambda self, learn: None})()
+    ll.Learner(nn.Linear(4, 3), tiny_dls(), default_cbs=False, cbs=[helper])
     # Nothing close enough to suggest: no guess, just the fact.
     msg = error(after_qqqqqqqqqqqqqqqqqqqq=1)
     assert msg == "Mine.after_qqqqqqqqqqqqqqqqqqqq looks like an event handler but 'after_qqqqqqqqqqqqqqqqqqqq' is not an event."
