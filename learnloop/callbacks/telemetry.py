@@ -96,7 +96,6 @@ class ActivationStats(Callback):
         self._weights = [m.weight for m in weighted]
         self.records, self.steps = [], []
         self._hooks: Hooks | None = None
-        self._acts: list[torch.Tensor | None] | None = None  # this step's per-layer stats, when recording
 
     def _histogram(self, a: torch.Tensor) -> torch.Tensor:
         lo, hi = self.hist_range
@@ -114,7 +113,7 @@ class ActivationStats(Callback):
         self._acts[hook.index] = torch.cat([o.mean()[None], o.std()[None], (hist[0] / o.numel())[None], hist])
 
     def before_batch(self, learn: BaseLearner) -> None:
-        self._acts = None  # stats from a cancelled batch never leak into this one
+        self._acts: list[torch.Tensor | None] | None = None  # a cancelled batch's stats never leak into this one
         if learn.train_batches_done % self.every == 0:
             self._acts = [None] * len(self._mods)
             self._hooks = Hooks(self._mods, self._record)
@@ -230,7 +229,7 @@ class ActivationStats(Callback):
             if dead > dead_max:
                 lines.append(f"{name}: {dead:.0%} of activations sit near zero (dead units); try GeneralRelu(leak=..., sub=...) or Kaiming init.")
         g = s["grad_stds"][-tail:].nanmean(0)
-        if len(g) >= 2 and math.isfinite(g[0].item()) and g[0].item() * grad_ratio < g[-1].item():
+        if len(g) >= 2 and g[0].item() * grad_ratio < g[-1].item():  # False when either is NaN (a frozen weight)
             lines.append(
                 f"gradients vanish towards the input: weight-gradient std {g[0].item():.3g} at {self.weight_names[0]} "
                 f"vs {g[-1].item():.3g} at {self.weight_names[-1]}."
