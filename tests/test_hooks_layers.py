@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gc
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -146,3 +148,59 @@ def test_running_batchnorm():
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
     rbn(x).sum().backward()
     assert x.grad is not None and rbn.weight.grad is not None
+
+
+def _running_bn_reference(batches, weight, bias, mom, eps, eval_x):
+    """RunningBatchNorm's documented formula, step by step in float64: momentum
+    1 - (1 - mom) / sqrt(max(bs - 1, 1)), averaged sums / squares / count, variance at least 0.01
+    until 20 samples have been seen."""
+    nf = weight.shape[0]
+    sums, sqrs, count, seen, outs = torch.zeros(nf, dtype=torch.float64), torch.zeros(nf, dtype=torch.float64), 0.0, 0, []
+    early = True
+
+    def normalise(x, sums, sqrs, count):
+        nonlocal early
+        mean = sums / count
+        var = sqrs / count - mean**2
+        if early and seen < 20:
+            var = var.clamp_min(0.01)
+        else:
+            early = False
+        y = (x - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + eps)
+        return y * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
+
+    for x in batches:
+        bs = x.shape[0]
+        m = 1 - (1 - mom) / math.sqrt(max(bs - 1, 1))
+        sums = sums * (1 - m) + x.sum((0, 2, 3)) * m
+        sqrs = sqrs * (1 - m) + (x * x).sum((0, 2, 3)) * m
+        count = count * (1 - m) + (x.numel() / nf) * m
+        seen += bs
+        outs.append(normalise(x, sums, sqrs, count))
+    return outs, normalise(eval_x, sums.detach(), sqrs.detach(), count)
+
+
+@pytest.mark.parametrize("sizes", [[1, 2, 2, 5, 3, 7, 2, 64], [3, 4, 5, 6, 2, 30]])  # the first reaches 20 samples exactly
+def test_running_batchnorm_matches_its_formula_in_values_and_gradients(sizes):
+    g = torch.Generator().manual_seed(1)
+    scale, shift = torch.tensor([1.0, 2.0, 0.05], dtype=torch.float64), torch.tensor([0.0, 5.0, -1.0], dtype=torch.float64)
+    batches = [(torch.randn(n, 3, 2, 2, generator=g, dtype=torch.float64) * scale.view(1, 3, 1, 1) + shift.view(1, 3, 1, 1)).requires_grad_() for n in sizes]
+    eval_x = torch.randn(4, 3, 2, 2, generator=g, dtype=torch.float64)
+    rbn = RunningBatchNorm(3, mom=0.2, eps=1e-3).double()
+    with torch.no_grad():
+        rbn.weight.copy_(torch.tensor([0.5, -1.5, 2.0]))
+        rbn.bias.copy_(torch.tensor([0.1, 0.2, -0.3]))
+    ours = [rbn(x) for x in batches]  # channel 2's variance (0.0025) is below the early floor of 0.01
+    ours_eval = rbn.eval()(eval_x)
+    ref_w, ref_b = rbn.weight.detach().clone().requires_grad_(), rbn.bias.detach().clone().requires_grad_()
+    ref_batches = [x.detach().clone().requires_grad_() for x in batches]
+    refs, ref_eval = _running_bn_reference(ref_batches, ref_w, ref_b, 0.2, 1e-3, eval_x)
+    for a, b in zip([*ours, ours_eval], [*refs, ref_eval]):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-10)
+    # gradients through the batch statistics, to the inputs and the affine parameters
+    weights = torch.randn(ours[-1].shape, generator=g, dtype=torch.float64)
+    (ours[-1] * weights).sum().backward()
+    (refs[-1] * weights).sum().backward()
+    assert torch.allclose(batches[-1].grad, ref_batches[-1].grad, rtol=1e-10, atol=1e-10)
+    assert torch.allclose(rbn.weight.grad, ref_w.grad) and torch.allclose(rbn.bias.grad, ref_b.grad)
+    assert int(rbn.seen) == sum(sizes)

@@ -20,8 +20,14 @@ def test_exact_gains():
     assert li.gain(math.sqrt(5)) == 0.5773502691896257
     assert li.calculate_gain("tanh") == 5 / 3 and li.calculate_gain("selu") == 0.75 and li.calculate_gain("linear") == 1
     assert li.calculate_gain("leaky_relu", 0.1) == pytest.approx(nn.init.calculate_gain("leaky_relu", 0.1))
-    with pytest.raises(ValueError, match="Unknown nonlinearity"):
+    names = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu", "selu"]
+    for name in names:  # every name torch knows, with torch's value
+        assert li.calculate_gain(name) == pytest.approx(nn.init.calculate_gain(name), rel=1e-15), name
+    for a in (0.0, 0.01, 0.2, math.sqrt(5)):
+        assert li.calculate_gain("leaky_relu", a) == pytest.approx(nn.init.calculate_gain("leaky_relu", a), rel=1e-15)
+    with pytest.raises(ValueError, match="Unknown nonlinearity") as err:
         li.calculate_gain("swish")
+    assert str(sorted([*names, "leaky_relu"])) in str(err.value)  # the message lists what is known
 
 
 def test_fans():
