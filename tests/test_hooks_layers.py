@@ -204,3 +204,37 @@ def test_running_batchnorm_matches_its_formula_in_values_and_gradients(sizes):
     assert torch.allclose(batches[-1].grad, ref_batches[-1].grad, rtol=1e-10, atol=1e-10)
     assert torch.allclose(rbn.weight.grad, ref_w.grad) and torch.allclose(rbn.bias.grad, ref_b.grad)
     assert int(rbn.seen) == sum(sizes)
+
+
+def test_norm_layer_defaults_and_boundaries():
+    # defaults are torch's: momentum 0.1, eps 1e-5, InstanceNorm without affine parameters
+    assert (BatchNorm(4).mom, BatchNorm(4).eps) == (nn.BatchNorm2d(4).momentum, nn.BatchNorm2d(4).eps) == (0.1, 1e-5)
+    assert (RunningBatchNorm(4).mom, RunningBatchNorm(4).eps) == (0.1, 1e-5)
+    assert list(InstanceNorm(4).parameters()) == [] == list(nn.InstanceNorm2d(4).parameters())
+    assert GroupNorm(2, 4, affine=False).weight is None and GroupNorm(2, 4, affine=False).bias is None
+    assert RunningBatchNorm(4).seen.dtype == torch.long  # a count of samples, exact however long the run
+    # training BatchNorm needs two values per channel: (2, C) and (1, C, 2) are enough, (1, C) is not
+    bn = BatchNorm(3)
+    for shape in ((2, 3), (1, 3, 2)):
+        x = torch.randn(shape)
+        assert torch.allclose(bn(x), nn.BatchNorm1d(3)(x), atol=1e-5)
+    for shape in ((1, 3), (1, 3, 1, 1)):
+        with pytest.raises(ValueError, match="more than one value per channel"):
+            bn(torch.randn(shape))
+
+
+def test_hooks_pass_the_module_its_input_and_output_or_its_gradients():
+    lin = nn.Linear(3, 2)
+    seen = []
+    with Hook(lin, lambda h, m, inp, out: seen.append((h, m, inp, out))) as hook:
+        x = torch.randn(4, 3, requires_grad=True)
+        y = lin(x)
+    assert hook.module is lin and len(seen) == 1
+    h, m, inp, out = seen[0]
+    assert h is hook and m is lin and inp[0] is x and out is y
+    grads = []
+    with Hooks([lin], lambda h, m, g_in, g_out: grads.append((g_in, g_out)), forward=False) as hooks:
+        lin(x).sum().backward()
+    assert hooks[0].module is lin and len(grads) == 1  # a backward hook: gradients, not activations
+    g_in, g_out = grads[0]
+    assert torch.equal(g_out[0], torch.ones(4, 2)) and torch.allclose(g_in[0], torch.ones(4, 2) @ lin.weight)
