@@ -116,7 +116,8 @@ def model_summary(learn_or_model: Any, xb: torch.Tensor | None = None, print_it:
     if device is not None:
         xb = xb.to(device)
     rows = Summary()
-    leaves = [(n, m) for n, m in model.named_modules() if n and not list(m.children())]
+    # A model that is one layer (no children) is its own only row.
+    leaves = [(n or "(model)", m) for n, m in model.named_modules() if not list(m.children())]
 
     def record(hook: Hook, module: nn.Module, inp: Any, out: Any) -> None:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

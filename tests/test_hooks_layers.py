@@ -238,3 +238,30 @@ def test_hooks_pass_the_module_its_input_and_output_or_its_gradients():
     assert hooks[0].module is lin and len(grads) == 1  # a backward hook: gradients, not activations
     g_in, g_out = grads[0]
     assert torch.equal(g_out[0], torch.ones(4, 2)) and torch.allclose(g_in[0], torch.ones(4, 2) @ lin.weight)
+
+
+class _Pair(nn.Module):
+    def forward(self, x):
+        return x, x
+
+
+def test_model_summary_of_a_bare_model_prints_the_table(capsys):
+    model = nn.Sequential(nn.Linear(3, 5), nn.Sequential(nn.ReLU(), nn.Linear(5, 2)), _Pair())
+    rows = model_summary(model, torch.randn(4, 3))
+    # leaves only (containers and the root hold no layer of their own), output shapes, own parameters
+    assert rows == [("0", "Linear", (4, 5), 20), ("1.0", "ReLU", (4, 5), 0), ("1.1", "Linear", (4, 2), 12), ("2", "_Pair", "tuple", 0)]
+    header = f"{'layer':<24}{'type':<20}{'output shape':<24}{'params':>10}"
+    assert str(rows).splitlines() == [
+        header, "-" * 78,
+        f"{'0':<24}{'Linear':<20}{'(4, 5)':<24}{20:>10}",
+        f"{'1.0':<24}{'ReLU':<20}{'(4, 5)':<24}{0:>10}",
+        f"{'1.1':<24}{'Linear':<20}{'(4, 2)':<24}{12:>10}",
+        f"{'2':<24}{'_Pair':<20}{'tuple':<24}{0:>10}",
+        "-" * 78, f"{'total':<68}{32:>10}",
+    ]  # fmt: skip
+    assert capsys.readouterr().out == str(rows) + "\n"
+    assert len(header) == 78 and model_summary(model, torch.randn(4, 3), print_it=False) == rows and capsys.readouterr().out == ""
+    # the batch follows the model to its device (here the meta device: shapes without data)
+    assert model_summary(nn.Linear(3, 2).to("meta"), torch.randn(4, 3), print_it=False) == [("(model)", "Linear", (4, 2), 8)]
+    with pytest.raises(ValueError, match="needs an input batch"):
+        model_summary(model)
