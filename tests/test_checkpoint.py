@@ -7,6 +7,7 @@ import errno
 import os
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from torch import nn
 
 import learnloop as ll
 from learnloop import serialize
+from learnloop.checkpoint import latest_checkpoint
 from learnloop.serialize import CheckpointError, read_state
 
 from . import resume_worker
@@ -326,3 +328,133 @@ def test_export_of_a_users_own_model_needs_it_on_loading(tmp_path):
     assert torch.equal(p.predict(x)[1], learn.model(x).softmax(1).detach())
     with pytest.raises(CheckpointError, match="is a learnloop 'export' file, not a checkpoint"):
         ll.Learner(nn.Sequential(nn.Linear(4, 3)), tiny_dls()).load(tmp_path / "e.safetensors")
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfter(ll.Callback):
+    order = 200  # after the Checkpoint has saved this step
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def after_batch(self, learn):
+        if learn.training and learn.train_batches_done == self.step:
+            raise _Crash()
+
+
+@pytest.mark.parametrize("config, crash_at", [("mlp", 15), ("mlp", 20), ("accum", 6)])
+def test_resume_in_process_mid_epoch_and_at_an_epoch_end(tmp_path, config, crash_at):
+    # The same contract as the fresh-process test above, in this process, so that mutation
+    # testing (which only follows code run in the test's own process) sees what resuming needs.
+    # 10 batches an epoch, a checkpoint every 4 steps: crashing at 15 resumes from step 12, at 20
+    # from the epoch's last batch (its validation still to come).
+    ckpt = ll.Checkpoint(every_n_steps=resume_worker.EVERY, every_n_epochs=None, dir=tmp_path, keep_last=2)
+    learn = resume_worker.make(config, [ckpt])
+    with pytest.raises(_Crash):
+        resume_worker.fit(learn, config, cbs=[_CrashAfter(crash_at)])
+    state = read_state(latest_checkpoint(tmp_path), "checkpoint")
+    saved_at = crash_at // resume_worker.EVERY * resume_worker.EVERY
+    # A save after a batch is inside the training pass, even after its last batch (the pass is
+    # still open): the loader records how many batches of the epoch were handed out.
+    assert state["loop"]["train_batches_done"] == saved_at and state["loop"]["mid_epoch"] is True
+    assert state["loop"]["epoch"] == (saved_at - 1) // 10 and state["loaders"]["train"]["position"] == saved_at - 10 * ((saved_at - 1) // 10)
+    assert state["versions"] == {"learnloop": ll.__version__, "torch": torch.__version__}
+    assert state["callbacks"]["recorder"]["class"] == "Recorder"
+    resumed = resume_worker.make(config, [ll.Checkpoint(every_n_steps=resume_worker.EVERY, every_n_epochs=None, dir=tmp_path / "again")])
+    resume_worker.fit(resumed, config, resume=tmp_path)
+    resumed.save(tmp_path / "end.safetensors")
+    assert_same_run(resume_worker.run_full(config), tmp_path / "end.safetensors")
+
+
+def test_checkpoint_keeps_the_gradients_that_are_there(tmp_path):
+    learn = ll.Learner(nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2)), tiny_dls(n_train=8, bs=4), progress=False)
+    learn.model[0].weight.grad = torch.full((3, 4), 0.5)  # gradients held over (accumulating), the rest None
+    learn.save(tmp_path / "g.safetensors")
+    grads = read_state(tmp_path / "g.safetensors", "checkpoint")["grads"]
+    assert list(grads) == ["0.weight"] and torch.equal(grads["0.weight"], torch.full((3, 4), 0.5))
+
+
+def test_saving_without_validation_data_and_refused_during_validation(tmp_path):
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    learn = ll.Learner(nn.Linear(4, 3), ll.DataLoaders.from_tensors(x, y, batch_size=4), progress=False)
+    learn.fit(1)
+    learn.save(tmp_path / "no_valid.safetensors")  # no validation loader: nothing to be in the middle of
+    assert read_state(tmp_path / "no_valid.safetensors", "checkpoint")["loaders"]["valid"] is None
+
+    class SaveMidValidation(ll.Callback):
+        def after_batch(self, learn):
+            if not learn.training:
+                learn.save(tmp_path / "mid_valid.safetensors")
+
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(n_train=4, n_valid=4, bs=2), progress=False, cbs=[SaveMidValidation()])
+    with pytest.raises(RuntimeError, match="middle of validation"):
+        learn.fit(1)
+    assert not (tmp_path / "mid_valid.safetensors").exists()
+
+
+class StepCounter(ll.Callback):
+    """A callback with state of its own (the number of training batches it saw)."""
+
+    run_valid = False
+
+    def __init__(self):
+        self.n = 0
+
+    def after_batch(self, learn):
+        self.n += 1
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def test_different_callbacks_are_named_a_warning_on_load_an_error_on_resume(tmp_path):
+    with_counter = resume_worker.make("mlp", [StepCounter()])
+    with_counter.fit(1)
+    path = with_counter.save(tmp_path / "counter.safetensors")
+    where = re.escape(str(path))
+    stray = r"saved but not attached: \['step_counter \(StepCounter\)'\]"
+    with pytest.warns(UserWarning, match=f"^{where} and this learner have different callbacks: {stray}\\. Attach the callbacks"):
+        resume_worker.make("mlp").load(path)
+    fresh = StepCounter()
+    resume_worker.make("mlp", [fresh]).load(path)  # the same callbacks: no warning, the state comes back
+    assert fresh.n == with_counter.step_counter.n == 10
+    plain = resume_worker.make("mlp")
+    plain.fit(1)
+    plain_path = plain.save(tmp_path / "plain.safetensors")
+    unsaved = r"attached but not saved: \['step_counter \(StepCounter\)'\]"
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(plain_path))} and this learner have different callbacks: {unsaved}\\. "):
+        resume_worker.make("mlp", [StepCounter()]).fit(1, resume=plain_path)
+    with pytest.raises(CheckpointError, match=f"^{where} and this learner have different callbacks: {stray}\\. "):
+        resume_worker.make("mlp").fit(1, resume=path)
+
+
+def test_model_errors_name_the_file(tmp_path):
+    path = ll.save_model(nn.Linear(3, 4), tmp_path / "m.safetensors")
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))} does not fit this model"):
+        ll.load_model(nn.Linear(3, 5), path)
+
+
+def test_cuda_rng_is_saved_and_restored_when_cuda_is_in_use(monkeypatch):
+    from learnloop.checkpoint import rng_state, set_rng_state
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.tensor([7], dtype=torch.uint8)])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: calls.append(states))
+    for available, initialized in ((True, True), (True, False), (False, True), (False, False)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: available)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: initialized)
+        state = rng_state()
+        assert ("cuda" in state) == (available and initialized)
+        calls.clear()
+        set_rng_state(state)
+        assert len(calls) == (available and initialized)
+    # a checkpoint from a GPU machine loads on a machine without one: its CUDA RNG is skipped
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    set_rng_state({**rng_state(), "cuda": [torch.tensor([7], dtype=torch.uint8)]})
+    assert calls == []
