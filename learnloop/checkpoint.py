@@ -62,10 +62,24 @@ def _loader_state(dl: Any, which: str) -> dict | None:
     return dl.state_dict()
 
 
+def _training_pass_done_epoch_not(learn: BaseLearner) -> bool:
+    # The training loader has closed its pass, but the epoch is not counted as done: the state
+    # has no position that says "this epoch's training is over", so a resume would redo it.
+    train = learn.dls.train
+    if getattr(train, "mid_pass", False) or not hasattr(train, "__len__"):
+        return False
+    return learn.epochs_done == learn.epoch and learn.train_batches_done == (learn.epoch + 1) * len(train)
+
+
 def learner_state(learn: BaseLearner) -> dict[str, Any]:
     """Everything `restore_state` needs to put `learn` back where it is now."""
     if getattr(learn.dls.valid, "mid_pass", False):
         raise RuntimeError("Cannot checkpoint in the middle of validation: save after a training batch or after an epoch.")
+    if _training_pass_done_epoch_not(learn):
+        raise RuntimeError(
+            "Cannot checkpoint between an epoch's training pass and the end of the epoch (after_train, validation): "
+            "a run resumed from here would train that epoch again. Save after a training batch or in after_epoch (or keep just the weights with save_model)."
+        )
     model = unwrap_model(learn.model)  # a compiled model's own keys, without `_orig_mod.`
     return {
         "versions": {"learnloop": __version__, "torch": torch.__version__},

@@ -395,6 +395,24 @@ def test_saving_without_validation_data_and_refused_during_validation(tmp_path):
     assert not (tmp_path / "mid_valid.safetensors").exists()
 
 
+def test_saving_after_the_training_pass_before_the_epoch_ends_is_refused(tmp_path):
+    # The training loader's pass is over but the epoch is not: no state says "this epoch's training
+    # is done", and a run resumed from such a file trained the epoch a second time (found 2026-12-06).
+    for event in ("after_train", "before_validate", "after_validate"):
+        saver = type("Saver", (ll.Callback,), {event: lambda self, learn: learn.save(tmp_path / "x.safetensors") if learn.epoch == 1 else None})
+        learn = resume_worker.make("mlp", [saver()])
+        with pytest.raises(RuntimeError, match="between an epoch's training pass and the end of the epoch"):
+            learn.fit(2)
+        assert not (tmp_path / "x.safetensors").exists()
+    # where it is allowed: before the epoch's training, after its last batch, in after_epoch, after the fit
+    steps = []
+    allowed = {e: (lambda self, learn, e=e: steps.append((e, learn.save(tmp_path / f"{e}.safetensors").exists())))
+               for e in ("before_epoch", "after_epoch", "after_fit")}  # fmt: skip
+    learn = resume_worker.make("mlp", [type("Saver", (ll.Callback,), allowed)()])
+    learn.fit(2)
+    assert steps == [("before_epoch", True), ("after_epoch", True), ("before_epoch", True), ("after_epoch", True), ("after_fit", True)]
+
+
 class StepCounter(ll.Callback):
     """A callback with state of its own (the number of training batches it saw)."""
 
