@@ -476,3 +476,54 @@ def test_cuda_rng_is_saved_and_restored_when_cuda_is_in_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     set_rng_state({**rng_state(), "cuda": [torch.tensor([7], dtype=torch.uint8)]})
     assert calls == []
+
+
+class _MaxClass:
+    """A metric object without state_dict (the largest predicted class seen): its partial sums cannot be saved."""
+
+    name = "max_class"
+
+    def reset(self):
+        self.m = 0
+
+    def update(self, pred, target):
+        self.m = max(self.m, int(pred.argmax(-1).max()))
+
+    def compute(self):
+        return float(self.m)
+
+
+def test_training_metrics_partial_sums_resume_exactly(tmp_path):
+    def make(cbs):
+        ll.set_seed(0)
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+        return ll.Learner(model, resume_worker._data("mlp"), lr=0.05, metrics=[ll.accuracy, _MaxClass()], progress=False,
+                          default_cbs=False, cbs=[ll.Recorder(train_metrics=True), *cbs])  # fmt: skip
+
+    full = make([])
+    full.fit(2)
+    learn = make([ll.Checkpoint(every_n_steps=4, every_n_epochs=None, dir=tmp_path)])
+    with pytest.raises(_Crash):
+        learn.fit(2, cbs=[_CrashAfter(15)])  # the checkpoint at step 12 holds 2 batches of epoch 1's sums
+    pending = read_state(latest_checkpoint(tmp_path), "checkpoint")["callbacks"]["recorder"]["state"]["pending"]
+    assert set(pending["metrics"][0]) == {"total", "count"} and pending["metrics"][1] is None and pending["sizes"] == [16, 16]
+    resumed = make([ll.Checkpoint(every_n_steps=4, every_n_epochs=None, dir=tmp_path / "again")])
+    resumed.fit(2, resume=tmp_path)
+    assert [h["train_accuracy"] for h in resumed.recorder.history] == [h["train_accuracy"] for h in full.recorder.history]
+    assert [h["train_loss"] for h in resumed.recorder.history] == [h["train_loss"] for h in full.recorder.history]
+
+
+def test_loaders_that_cannot_record_their_position_are_named(tmp_path):
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    torch_dl = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    ours = ll.DataLoaders.from_tensors(x, y, x, y, batch_size=4)
+    for train, valid, which in ((torch_dl, ours.valid, "training"), (ours.train, torch_dl, "validation")):
+        learn = ll.Learner(nn.Linear(4, 3), ll.DataLoaders(train, valid), progress=False)
+        with pytest.raises(TypeError, match=f"^The {which} loader \\(DataLoader\\) cannot record its position"):
+            learn.save(tmp_path / "x.safetensors")
+    learn = ll.Learner(nn.Linear(4, 3), ours, progress=False)
+    open_pass = iter(ours.valid)
+    next(open_pass)  # a validation pass left open
+    with pytest.raises(RuntimeError, match="^Cannot checkpoint in the middle of validation"):
+        learn.save(tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
