@@ -454,8 +454,16 @@ def test_different_callbacks_are_named_a_warning_on_load_an_error_on_resume(tmp_
 
 def test_model_errors_name_the_file(tmp_path):
     path = ll.save_model(nn.Linear(3, 4), tmp_path / "m.safetensors")
-    with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))} does not fit this model"):
-        ll.load_model(nn.Linear(3, 5), path)
+    tail = ". Build the same architecture it was saved from."
+    cases = [
+        (nn.Linear(3, 5), "wrong shape: ['bias (4,) (model has (5,))', 'weight (4, 3) (model has (5, 3))']"),
+        (nn.Sequential(nn.Linear(3, 4)), "missing: ['0.bias', '0.weight']; unexpected: ['bias', 'weight']"),
+        (nn.Linear(3, 4, bias=False), "unexpected: ['bias']"),
+    ]
+    for model, parts in cases:  # only the kinds of mismatch there are, joined by '; '
+        with pytest.raises(CheckpointError) as err:
+            ll.load_model(model, path)
+        assert str(err.value) == f"{path} does not fit this model ({parts}){tail}"
 
 
 def test_cuda_rng_is_saved_and_restored_when_cuda_is_in_use(monkeypatch):
@@ -527,3 +535,32 @@ def test_loaders_that_cannot_record_their_position_are_named(tmp_path):
     with pytest.raises(RuntimeError, match="^Cannot checkpoint in the middle of validation"):
         learn.save(tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_restore_state_puts_back_counters_loaders_gradients_and_an_optimizer(tmp_path):
+    from learnloop.checkpoint import learner_state, restore_state
+
+    a = resume_worker.make("mlp")
+    a.fit(2)
+    a.model[0].weight.grad = torch.full_like(a.model[0].weight, 0.5)
+    state = learner_state(a)
+    b = resume_worker.make("mlp")
+    b.model.double()  # a float64 model takes the float32 checkpoint: weights and gradients are cast to it
+    assert b.opt is None
+    restore_state(b, state)  # the public function makes the optimizer it needs
+    assert b.opt is not None and b.opt.state_dict()["param_groups"] == a.opt.state_dict()["param_groups"]
+    assert b.model[0].weight.grad.dtype == torch.float64 and torch.all(b.model[0].weight.grad == 0.5)
+    assert b.model[3].weight.grad is None
+    assert (b.epoch, b.epochs_done, b.n_epochs, b.train_batches_done, b.total_train_batches) == (1, 2, 2, 20, 20)
+    assert b.pct_train == 1.0
+    assert b.dls.train.state_dict() == a.dls.train.state_dict() and b.dls.valid.state_dict() == a.dls.valid.state_dict()
+    assert b.dls.valid.state_dict() != resume_worker.make("mlp").dls.valid.state_dict()  # two passes on: not a fresh loader's
+    # a checkpoint without a validation loader leaves this learner's alone
+    # (and a fit of one batch is done when that batch is)
+    no_valid = dict(state, loaders={**state["loaders"], "valid": None}, loop={**state["loop"], "train_batches_done": 1, "total_train_batches": 1})
+    c = resume_worker.make("mlp")
+    fresh_valid = c.dls.valid.state_dict()
+    restore_state(c, no_valid)
+    assert c.dls.valid.state_dict() == fresh_valid and c.pct_train == 1.0
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path))} does not fit this model"):
+        restore_state(ll.Learner(nn.Linear(8, 3), resume_worker._data("mlp"), progress=False), state, str(tmp_path))

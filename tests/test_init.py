@@ -195,3 +195,30 @@ def test_matmul_experiment():
     assert not math.isfinite(matmul_experiment(1.0)[40])
     assert matmul_experiment(0.01)[-1] == 0
     assert 0.2 < matmul_experiment(1 / math.sqrt(512))[-1] < 5
+
+
+def test_init_model_draws_what_the_init_draws_in_module_order():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Sequential(nn.Linear(8, 16), nn.ReLU()), nn.Linear(16, 4, bias=False))
+    li.init_model(model, li.kaiming_normal_, a=0.1, bias=0.25, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)  # the same draws, by hand, in the order the modules come
+    for layer in (model[0], model[1][0], model[2]):
+        assert torch.equal(layer.weight, li.kaiming_normal_(torch.empty_like(layer.weight), a=0.1, generator=g))
+    assert torch.all(model[0].bias == 0.25) and torch.all(model[1][0].bias == 0.25) and model[2].bias is None
+    li.init_model(model)  # defaults: Kaiming normal with a=0, biases zeroed
+    assert torch.all(model[0].bias == 0) and torch.all(model[1][0].bias == 0)
+
+
+def test_init_model_types_and_inits_without_a_or_generator():
+    class Weighted(nn.Module):  # a layer type of the user's own, with a weight and no bias attribute
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(3, 5))
+
+    model = nn.Sequential(nn.Linear(5, 3), Weighted(), nn.Conv1d(2, 2, 3))
+    before = model[2].weight.clone()
+    twos = lambda w: w.data.fill_(2.0)  # noqa: E731  (no `a`, no `generator`: neither is passed)
+    li.init_model(model, twos, a=0.3, bias=-1.0, types=[nn.Linear, Weighted], generator=torch.Generator().manual_seed(0))
+    assert torch.all(model[0].weight == 2) and torch.all(model[1].weight == 2) and torch.all(model[0].bias == -1)
+    assert torch.equal(model[2].weight, before)  # not one of the types
+    li.init_model(model, twos, types=nn.Conv1d)  # a single type, not in a list
+    assert torch.all(model[2].weight == 2) and torch.all(model[2].bias == 0)
