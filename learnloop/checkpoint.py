@@ -153,7 +153,7 @@ def _restore_callbacks(learn: BaseLearner, saved: dict[str, Any], where: str, st
                + ". Attach the callbacks the run had (including fit-only ones such as a recipe's ParamScheduler).")  # fmt: skip
         if strict:
             raise CheckpointError(msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=4)  # at the line that called Learner.load
     for name, cb in attached.items():
         if name in saved and saved[name]["state"]:
             cb.load_state_dict(saved[name]["state"])

@@ -42,7 +42,8 @@ def gain(a: float) -> float:
 
 def calculate_gain(nonlinearity: str, a: float = 0.0) -> float:
     """Recommended gain for a nonlinearity (the names torch.nn.init knows): linear, conv and
-    sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu gain(a), selu 3/4."""
+    sigmoid 1, tanh 5/3, relu sqrt(2), leaky_relu gain(a), selu 3/4. Unlike torch, whose
+    leaky_relu slope defaults to 0.01, `a` defaults to 0 here (the ReLU gain)."""
     fixed = {name: 1.0 for name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid")}
     fixed.update(tanh=5.0 / 3, relu=math.sqrt(2.0), selu=0.75)
     if nonlinearity == "leaky_relu":

@@ -437,8 +437,9 @@ def test_different_callbacks_are_named_a_warning_on_load_an_error_on_resume(tmp_
     path = with_counter.save(tmp_path / "counter.safetensors")
     where = re.escape(str(path))
     stray = r"saved but not attached: \['step_counter \(StepCounter\)'\]"
-    with pytest.warns(UserWarning, match=f"^{where} and this learner have different callbacks: {stray}\\. Attach the callbacks"):
+    with pytest.warns(UserWarning, match=f"^{where} and this learner have different callbacks: {stray}\\. Attach the callbacks") as record:
         resume_worker.make("mlp").load(path)
+    assert record[0].filename == __file__  # the warning points at the user's load() call
     fresh = StepCounter()
     resume_worker.make("mlp", [fresh]).load(path)  # the same callbacks: no warning, the state comes back
     assert fresh.n == with_counter.step_counter.n == 10
@@ -450,6 +451,8 @@ def test_different_callbacks_are_named_a_warning_on_load_an_error_on_resume(tmp_
         resume_worker.make("mlp", [StepCounter()]).fit(1, resume=plain_path)
     with pytest.raises(CheckpointError, match=f"^{where} and this learner have different callbacks: {stray}\\. "):
         resume_worker.make("mlp").fit(1, resume=path)
+    with pytest.raises(CheckpointError, match=f"^{where} and this learner have different callbacks: {stray}; {unsaved}\\. "):
+        resume_worker.make("mlp", [type("Other", (StepCounter,), {})()]).fit(1, resume=path)
 
 
 def test_model_errors_name_the_file(tmp_path):
@@ -480,6 +483,7 @@ def test_cuda_rng_is_saved_and_restored_when_cuda_is_in_use(monkeypatch):
         calls.clear()
         set_rng_state(state)
         assert len(calls) == (available and initialized)
+        assert all(torch.equal(c[0], torch.tensor([7], dtype=torch.uint8)) for c in calls)
     # a checkpoint from a GPU machine loads on a machine without one: its CUDA RNG is skipped
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     set_rng_state({**rng_state(), "cuda": [torch.tensor([7], dtype=torch.uint8)]})

@@ -126,6 +126,8 @@ def test_running_batchnorm():
     rbn = RunningBatchNorm(3)
     with pytest.raises(RuntimeError, match="no training batch"):
         rbn.eval()(torch.randn(2, 3, 4, 4))
+    with pytest.raises(RuntimeError, match="^RunningBatchNorm has seen no training batch yet: run it in training mode first"):
+        rbn(torch.randn(2, 3, 4, 4))
     rbn.train()
     data = torch.randn(400, 3, 4, 4) * torch.tensor([1.0, 2.0, 0.5]).view(1, 3, 1, 1) + torch.tensor([0.0, 5.0, -1.0]).view(1, 3, 1, 1)
     for i in range(0, 400, 2):  # batch size 2
@@ -262,5 +264,5 @@ def test_model_summary_of_a_bare_model_prints_the_table(capsys):
     assert len(header) == 78 and model_summary(model, torch.randn(4, 3), print_it=False) == rows and capsys.readouterr().out == ""
     # the batch follows the model to its device (here the meta device: shapes without data)
     assert model_summary(nn.Linear(3, 2).to("meta"), torch.randn(4, 3), print_it=False) == [("(model)", "Linear", (4, 2), 8)]
-    with pytest.raises(ValueError, match="needs an input batch"):
+    with pytest.raises(ValueError, match="^model_summary needs an input batch xb when given a bare model"):
         model_summary(model)

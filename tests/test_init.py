@@ -23,6 +23,7 @@ def test_exact_gains():
     names = ["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu", "selu"]
     for name in names:  # every name torch knows, with torch's value
         assert li.calculate_gain(name) == pytest.approx(nn.init.calculate_gain(name), rel=1e-15), name
+    assert li.calculate_gain("leaky_relu") == math.sqrt(2)  # a defaults to 0 (torch's own default slope is 0.01)
     for a in (0.0, 0.01, 0.2, math.sqrt(5)):
         assert li.calculate_gain("leaky_relu", a) == pytest.approx(nn.init.calculate_gain("leaky_relu", a), rel=1e-15)
     with pytest.raises(ValueError, match="Unknown nonlinearity") as err:

@@ -72,7 +72,7 @@ def test_summary_names_dead_layers_and_passes_healthy_ones():
 def test_errors():
     with pytest.raises(ValueError, match="every"):
         ll.ActivationStats(every=0)
-    with pytest.raises(RuntimeError, match="no records"):
+    with pytest.raises(RuntimeError, match="^ActivationStats has no records yet: train with it first"):
         ll.ActivationStats().stats()
 
 
@@ -145,11 +145,20 @@ class _Compiled(nn.Module):
 
 
 def test_cleanup_and_refusals():
-    with pytest.raises(ValueError, match="compiled model"):
+    with pytest.raises(ValueError, match="^ActivationStats hooks every watched layer, which changes a compiled model's graph"):
         ll.Learner(_Compiled(model()), tiny_dls(), cbs=[ll.ActivationStats()], progress=False).fit(1)
-    with pytest.raises(ValueError, match="no layers to watch"):
+    with pytest.raises(ValueError, match=r"^ActivationStats found no layers to watch; pass modules=\[\.\.\.\]\.$"):
         ll.Learner(nn.Sequential(nn.BatchNorm1d(4)), tiny_dls(), cbs=[ll.ActivationStats()], progress=False).fit(1)
     assert ll.ActivationStats().state_dict() == {"records": None, "steps": []}  # before any fit
+    defaults = ll.ActivationStats()
+    assert (defaults.every, defaults.hist_bins, defaults.hist_range, defaults.modules) == (1, 40, (0, 10), None)
+    act = ll.ActivationStats(every=2)
+    ll.Learner(model(), tiny_dls(n_train=16, bs=4), cbs=[act], progress=False).fit(1)
+    state = act.state_dict()
+    assert state["records"].shape == (2, len(act.records[0])) and state["steps"] == [0, 2]
+    again = ll.ActivationStats(every=2)
+    again.load_state_dict(state)
+    assert torch.equal(torch.stack(again.records), torch.stack(act.records)) and again.steps == [0, 2]
 
     # A fit cancelled before (or just after) ActivationStats' own before_fit: after_fit still runs for it.
     for order in (0, 80):
@@ -182,11 +191,13 @@ def test_summary_reads_the_last_tenth_and_its_thresholds():
     # 20 steps: the verdict reads the last 2. The earlier steps are all bad and must not count.
     stds = [[100.0, 0.01]] * 18 + [[1.0, 1.0], [1.0, 1.0]]
     dead = [[0.9, 0.9]] * 18 + [[1.0, 0.0], [0.6, 0.0]]  # layer 0: 0.8 over the last 2 (0.6 alone would pass)
-    act = _hand_made(20, [ok] * 20, stds, dead, [[0.01, 1.0, 5.0]] * 20)
+    act = _hand_made(20, [ok] * 20, stds, dead, [[0.01, 0.5, 5.0]] * 20)  # first against last, not the second
     assert act.summary() == (
         "L0: 80% of activations sit near zero (dead units); try GeneralRelu(leak=..., sub=...) or Kaiming init.\n"
         "gradients vanish towards the input: weight-gradient std 0.01 at W0 vs 5 at W2."
     )
+    # the default ratio is 100: 0.5 -> 50.25 vanishes (it would not at 101)
+    assert _hand_made(1, [ok], [ok], [[0.0, 0.0]], [[0.5, 50.25]]).summary().startswith("gradients vanish")
     # 5 steps: the last one alone (0.6 dead passes)
     act = _hand_made(5, [ok] * 5, [ok] * 5, [[1.0, 0.0]] * 4 + [[0.6, 0.0]], [[1.0, 1.0]] * 5)
     assert act.summary().startswith("no problems seen")
@@ -210,17 +221,19 @@ def test_plots_draw_the_recorded_numbers(tmp_path):
 
     small = FontProperties(size="small").get_size_in_points()
     m = conv_model()
-    act = ll.ActivationStats(hist_bins=6, hist_range=(0, 3))
-    ll.Learner(m, image_dls(), cbs=[act], progress=False).fit(2)  # 4 recorded steps: 0..3
+    act = ll.ActivationStats(hist_bins=6, hist_range=(0, 3), every=2)
+    ll.Learner(m, image_dls(), cbs=[act], progress=False).fit(4)  # 8 steps, recorded at 0, 2, 4, 6
     s, n = act.stats(), 4
+    assert s["steps"].tolist() == [0, 2, 4, 6]
 
     fig = act.plot_stats()
     assert tuple(fig.get_size_inches()) == (10, 3.8) and len(fig.axes) == 2
+    assert fig.axes[0].get_position().x1 < fig.axes[1].get_position().x0  # side by side
     for ax, key, title in zip(fig.axes, ("means", "stds"), ("activation mean", "activation std")):
         assert ax.get_title() == title and ax.get_xlabel() == "step"
         assert [line.get_label() for line in ax.lines] == act.layer_labels
         for i, line in enumerate(ax.lines):
-            assert list(line.get_xdata()) == [0, 1, 2, 3] and np.allclose(line.get_ydata(), s[key][:, i].numpy())
+            assert list(line.get_xdata()) == [0, 2, 4, 6] and np.allclose(line.get_ydata(), s[key][:, i].numpy())
     legend = fig.axes[0].get_legend()
     assert fig.axes[1].get_legend() is None and legend.get_texts()[0].get_fontsize() == small
 
@@ -230,7 +243,7 @@ def test_plots_draw_the_recorded_numbers(tmp_path):
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("step", "share near zero", "dead activations")
     assert [line.get_label() for line in ax.lines] == act.layer_labels
     for i, line in enumerate(ax.lines):
-        assert list(line.get_xdata()) == [0, 1, 2, 3] and np.allclose(line.get_ydata(), s["dead"][:, i].numpy())
+        assert list(line.get_xdata()) == [0, 2, 4, 6] and np.allclose(line.get_ydata(), s["dead"][:, i].numpy())
     assert ax.get_legend().get_texts()[0].get_fontsize() == small
     assert (tmp_path / "dead.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -240,7 +253,7 @@ def test_plots_draw_the_recorded_numbers(tmp_path):
     for i, ax in enumerate(panels):
         (im,) = ax.images
         assert np.allclose(im.get_array(), torch.log1p(s["hists"][:, i, :]).T.numpy())
-        assert im.origin == "lower" and ax.get_aspect() == "auto" and tuple(im.get_extent()) == (0.0, 4.0, 0, 3)
+        assert im.origin == "lower" and ax.get_aspect() == "auto" and tuple(im.get_extent()) == (0.0, 7.0, 0, 3)
         assert ax.get_title() == act.layer_labels[i] and ax.title.get_fontsize() == small and ax.get_xlabel() == "step"
     assert panels[0].get_ylabel() == "|activation|" and all(ax.get_ylabel() == "" for ax in panels[1:])
     assert bar.get_ylabel() == "log(1 + count)" and panels[-1].images[0].colorbar is not None
