@@ -439,7 +439,8 @@ def test_different_callbacks_are_named_a_warning_on_load_an_error_on_resume(tmp_
     stray = r"saved but not attached: \['step_counter \(StepCounter\)'\]"
     with pytest.warns(UserWarning, match=f"^{where} and this learner have different callbacks: {stray}\\. Attach the callbacks") as record:
         resume_worker.make("mlp").load(path)
-    assert record[0].filename == __file__  # the warning points at the user's load() call
+    if "mutants" not in Path(ll.__file__).parts:  # (mutmut's trampolines add stack frames)
+        assert record[0].filename == __file__  # the warning points at the user's load() call
     fresh = StepCounter()
     resume_worker.make("mlp", [fresh]).load(path)  # the same callbacks: no warning, the state comes back
     assert fresh.n == with_counter.step_counter.n == 10
