@@ -401,7 +401,7 @@ def test_saving_after_the_training_pass_before_the_epoch_ends_is_refused(tmp_pat
     for event in ("after_train", "before_validate", "after_validate"):
         saver = type("Saver", (ll.Callback,), {event: lambda self, learn: learn.save(tmp_path / "x.safetensors") if learn.epoch == 1 else None})
         learn = resume_worker.make("mlp", [saver()])
-        with pytest.raises(RuntimeError, match="between an epoch's training pass and the end of the epoch"):
+        with pytest.raises(RuntimeError, match="^Cannot checkpoint between an epoch's training pass and the end of the epoch"):
             learn.fit(2)
         assert not (tmp_path / "x.safetensors").exists()
     # where it is allowed: before the epoch's training, after its last batch, in after_epoch, after the fit
@@ -569,3 +569,44 @@ def test_restore_state_puts_back_counters_loaders_gradients_and_an_optimizer(tmp
     assert c.dls.valid.state_dict() == fresh_valid and c.pct_train == 1.0
     with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path))} does not fit this model"):
         restore_state(ll.Learner(nn.Linear(8, 3), resume_worker._data("mlp"), progress=False), state, str(tmp_path))
+
+
+class _PlainLoader:
+    """A loader of the user's own that can record its position but has no `mid_pass` flag."""
+
+    def __init__(self, dl):
+        self.dl = dl
+
+    def __iter__(self):
+        return iter(self.dl)
+
+    def __len__(self):
+        return len(self.dl)
+
+    def state_dict(self):
+        return self.dl.state_dict()
+
+    def load_state_dict(self, state):
+        self.dl.load_state_dict(state)
+
+
+def test_a_loader_without_mid_pass_is_taken_as_between_passes(tmp_path):
+    from learnloop.checkpoint import learner_state
+
+    dls = resume_worker._data("mlp")
+    learn = ll.Learner(nn.Linear(8, 3), ll.DataLoaders(_PlainLoader(dls.train), _PlainLoader(dls.valid)), progress=False)
+    learn.fit(1)
+    assert learner_state(learn)["loop"]["mid_epoch"] is False
+    saver = type("Saver", (ll.Callback,), {"after_train": lambda self, learn: learn.save(tmp_path / "x.safetensors")})
+    with pytest.raises(RuntimeError, match="^Cannot checkpoint between an epoch's training pass"):
+        learn.fit(1, cbs=[saver()])
+
+
+def test_restore_state_defaults_name_the_checkpoint_and_are_strict():
+    from learnloop.checkpoint import learner_state, restore_state
+
+    state = learner_state(resume_worker.make("mlp", [StepCounter()]))
+    with pytest.raises(CheckpointError, match="^the checkpoint does not fit this model"):
+        restore_state(ll.Learner(nn.Linear(8, 3), resume_worker._data("mlp"), progress=False), state)
+    with pytest.raises(CheckpointError, match="^the checkpoint and this learner have different callbacks"):
+        restore_state(resume_worker.make("mlp"), state)

@@ -159,6 +159,8 @@ def test_cleanup_and_refusals():
     again = ll.ActivationStats(every=2)
     again.load_state_dict(state)
     assert torch.equal(torch.stack(again.records), torch.stack(act.records)) and again.steps == [0, 2]
+    again.load_state_dict(ll.ActivationStats().state_dict())  # a state from before any record
+    assert again.records == [] and again.steps == []
 
     # A fit cancelled before (or just after) ActivationStats' own before_fit: after_fit still runs for it.
     for order in (0, 80):
