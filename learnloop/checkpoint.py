@@ -62,7 +62,7 @@ def _loader_state(dl: Any, which: str) -> dict | None:
     return dl.state_dict()
 
 
-def _training_pass_done_epoch_not(learn: BaseLearner) -> bool:
+def _between_training_pass_and_epoch_end(learn: BaseLearner) -> bool:
     # The training loader has closed its pass, but the epoch is not counted as done: the state
     # has no position that says "this epoch's training is over", so a resume would redo it.
     train = learn.dls.train
@@ -75,7 +75,7 @@ def learner_state(learn: BaseLearner) -> dict[str, Any]:
     """Everything `restore_state` needs to put `learn` back where it is now."""
     if getattr(learn.dls.valid, "mid_pass", False):
         raise RuntimeError("Cannot checkpoint in the middle of validation: save after a training batch or after an epoch.")
-    if _training_pass_done_epoch_not(learn):
+    if _between_training_pass_and_epoch_end(learn):
         raise RuntimeError(
             "Cannot checkpoint between an epoch's training pass and the end of the epoch (after_train, validation): "
             "a run resumed from here would train that epoch again. Save after a training batch or in after_epoch (or keep just the weights with save_model)."
