@@ -19,7 +19,7 @@ from torch import nn
 
 import learnloop as ll
 from learnloop import serialize
-from learnloop.checkpoint import latest_checkpoint
+from learnloop.checkpoint import latest_checkpoint, learner_state, restore_state, rng_state, set_rng_state
 from learnloop.serialize import CheckpointError, read_state
 
 from . import resume_worker
@@ -471,8 +471,6 @@ def test_model_errors_name_the_file(tmp_path):
 
 
 def test_cuda_rng_is_saved_and_restored_when_cuda_is_in_use(monkeypatch):
-    from learnloop.checkpoint import rng_state, set_rng_state
-
     calls = []
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [torch.tensor([7], dtype=torch.uint8)])
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: calls.append(states))
@@ -543,8 +541,6 @@ def test_loaders_that_cannot_record_their_position_are_named(tmp_path):
 
 
 def test_restore_state_puts_back_counters_loaders_gradients_and_an_optimizer(tmp_path):
-    from learnloop.checkpoint import learner_state, restore_state
-
     a = resume_worker.make("mlp")
     a.fit(2)
     a.model[0].weight.grad = torch.full_like(a.model[0].weight, 0.5)
@@ -591,8 +587,6 @@ class _PlainLoader:
 
 
 def test_a_loader_without_mid_pass_is_taken_as_between_passes(tmp_path):
-    from learnloop.checkpoint import learner_state
-
     dls = resume_worker._data("mlp")
     learn = ll.Learner(nn.Linear(8, 3), ll.DataLoaders(_PlainLoader(dls.train), _PlainLoader(dls.valid)), progress=False)
     learn.fit(1)
@@ -603,8 +597,6 @@ def test_a_loader_without_mid_pass_is_taken_as_between_passes(tmp_path):
 
 
 def test_restore_state_defaults_name_the_checkpoint_and_are_strict():
-    from learnloop.checkpoint import learner_state, restore_state
-
     state = learner_state(resume_worker.make("mlp", [StepCounter()]))
     with pytest.raises(CheckpointError, match="^the checkpoint does not fit this model"):
         restore_state(ll.Learner(nn.Linear(8, 3), resume_worker._data("mlp"), progress=False), state)

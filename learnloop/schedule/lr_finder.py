@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-import numpy as np
-import torch
-
+from ..checkpoint import rng_state, set_rng_state
 from ..distributed import all_reduce_sum, world_size
 from ..events import Callback, CancelFitException, CancelValidException
 from ..loop import BaseLearner
@@ -164,8 +161,7 @@ class Snapshot:
         self.had_opt = learn.opt is not None
         self.cbs = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs]
         self.loaders = [(dl, dl.state_dict()) for dl in (learn.dls.train, learn.dls.valid) if hasattr(dl, "state_dict")]
-        self.rng = (torch.get_rng_state(), random.getstate(), np.random.get_state())
-        self.cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+        self.rng = rng_state()  # what a checkpoint saves: torch (and CUDA when in use), numpy, Python
         self.training = learn.model.training
 
     def restore(self, learn: BaseLearner) -> None:
@@ -179,8 +175,4 @@ class Snapshot:
             cb.load_state_dict(state)
         for dl, state in self.loaders:
             dl.load_state_dict(state)
-        torch.set_rng_state(self.rng[0])
-        random.setstate(self.rng[1])
-        np.random.set_state(self.rng[2])
-        if self.cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self.cuda_rng)
+        set_rng_state(self.rng)
