@@ -389,26 +389,26 @@ def _sweep(finder, losses):
     return None
 
 
+def _debiased_ema(values, beta):
+    """The exponential moving average of `values` with weight `beta`, divided by 1 - beta**i."""
+    avg, out = 0.0, []
+    for i, v in enumerate(values, 1):
+        avg = beta * avg + (1 - beta) * v
+        out.append(avg / (1 - beta**i))
+    return out
+
+
 def test_lr_finder_sweep_smoothing_and_stops_against_their_formulas():
     losses = [2.0, 1.5, 1.7, 1.2, 1.0, 0.9, 1.1, 0.8]
     f = ll.LRFinder(1e-4, 1.0, num_it=8, beta=0.9)
     assert _sweep(f, losses) == 8  # stops after num_it batches
     assert f.lrs == pytest.approx([1e-4 * (1.0 / 1e-4) ** (i / 7) for i in range(8)], rel=1e-12)
-    avg, want = 0.0, []
-    for i, v in enumerate(losses, 1):
-        avg = 0.9 * avg + 0.1 * v
-        want.append(avg / (1 - 0.9**i))
-    assert f.losses == pytest.approx(want, rel=1e-12)
+    assert f.losses == pytest.approx(_debiased_ema(losses, 0.9), rel=1e-12)
     # the defaults: 1e-7 to 10 over 100 batches, smoothing 0.98, stopping on divergence
     f = ll.LRFinder()
     assert _sweep(f, [1.0] * 100) == 100 and f.lrs[0] == 1e-7 and f.lrs[-1] == pytest.approx(10.0)
     assert _sweep(f, [1.0] * 10 + [1e3] * 10) is not None and len(f.lrs) < 20
-    avg, i, smooth = 0.0, 0, []
-    for v in [1.0] * 10 + [1e3]:
-        i += 1
-        avg = 0.98 * avg + 0.02 * v
-        smooth.append(avg / (1 - 0.98**i))
-    assert f.losses == pytest.approx(smooth, rel=1e-12)  # beta 0.98; stopped at the first batch above 4x the best
+    assert f.losses == pytest.approx(_debiased_ema([1.0] * 10 + [1e3], 0.98), rel=1e-12)  # beta 0.98; stopped at the first batch above 4x the best
     # divergence: above 4 times the lowest smoothed loss stops; exactly 4 times does not
     for jump, stops in ((4.0, False), (4.5, True)):
         f = ll.LRFinder(1e-3, 1.0, num_it=3, beta=0.0)  # beta 0: the smoothed loss is the loss
