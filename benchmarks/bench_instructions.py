@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
-CONTENDERS = ("hand", "hand-checked", "learnloop-bare", "learnloop")
+CONTENDERS = ("hand", "hand-checked", "hand-same-work", "learnloop-bare", "learnloop")
 
 
 def child(contender: str, n_batches: int) -> None:
@@ -45,7 +45,7 @@ def child(contender: str, n_batches: int) -> None:
         return torch.optim.SGD(params, lr=0.01)
 
     if contender.startswith("hand"):
-        epoch = hand_loop(model, sgd, data, 64, 0, check_finite=contender == "hand-checked")
+        epoch = hand_loop(model, sgd, data, 64, 0, check_finite=contender == "hand-checked", same_work=contender == "hand-same-work")
     else:
         epoch, learn = learnloop_loop(model, sgd, data, 64, 0, bare=contender == "learnloop-bare")
         if contender.startswith("learnloop-without-"):  # e.g. learnloop-without-recorder: what one default costs
