@@ -173,12 +173,15 @@ class Callback:
     run_valid: bool = True
     rank_zero_only: bool = False
     learn: Any = None
+    # A class default, not a key looked up in self.__dict__: touching an object's __dict__ makes
+    # CPython keep its attributes in a real dict, and every attribute read on it slower.
+    _name: str | None = None
 
     @property
     def name(self) -> str:
         """Attribute name on the learner: class name minus 'Callback', in snake_case (settable)."""
-        if "_name" in self.__dict__:
-            return self.__dict__["_name"]
+        if self._name is not None:
+            return self._name
         cls = type(self).__name__
         return snake_case(cls[: -len("Callback")] if cls.endswith("Callback") and cls != "Callback" else cls)
 
@@ -186,7 +189,7 @@ class Callback:
     def name(self, value: str) -> None:
         if not value.isidentifier():
             raise ValueError(f"Callback name must be a Python identifier, got {value!r}.")
-        self.__dict__["_name"] = value
+        self._name = value
 
     def state_dict(self) -> dict[str, Any]:
         """State worth saving in a checkpoint (override in stateful callbacks)."""
@@ -326,7 +329,7 @@ class CallbackList:
         for cb in cbs:
             self.cbs.remove(cb)
             del self._handlers[id(cb)]
-            if self.owner.__dict__.get(cb.name) is cb:
+            if getattr(self.owner, cb.name, None) is cb:
                 delattr(self.owner, cb.name)
             cb.learn = None
         self._resolve()
@@ -340,9 +343,9 @@ class CallbackList:
             raise ValueError(f"{cb!r} is already attached to this learner.")
         handlers = event_handlers(cb)  # validates event names early
         owner = self.owner
-        if cb.name in owner.__dict__ or hasattr(type(owner), cb.name):
-            taken = owner.__dict__.get(cb.name)
-            what = "another callback" if isinstance(taken, Callback) else "a Learner attribute"
+        on_class = hasattr(type(owner), cb.name)  # checked first: hasattr(owner, ...) would run a property
+        if on_class or hasattr(owner, cb.name):
+            what = "another callback" if not on_class and isinstance(getattr(owner, cb.name), Callback) else "a Learner attribute"
             raise ValueError(
                 f"Callback name {cb.name!r} is already used by {what}; give this one a distinct name "
                 f"(set `cb.name = '...'`) before adding it."

@@ -110,7 +110,7 @@ class Learner(FitRecipes, BaseLearner):
     @property
     def device(self) -> torch.device:
         """Where training runs: the device callback's target, else where the model's weights are."""
-        cb = self.__dict__.get("device_cb")
+        cb = getattr(self, "device_cb", None)
         if isinstance(cb, DeviceCallback):
             return cb.device
         return model_device(self.model) or torch.device("cpu")
@@ -143,7 +143,7 @@ class Learner(FitRecipes, BaseLearner):
 
     def _resume_path(self, resume: str | Path | bool) -> Path:
         if resume is True:
-            ckpt = self.__dict__.get("checkpoint")
+            ckpt = getattr(self, "checkpoint", None)
             if ckpt is None or not hasattr(ckpt, "dir"):
                 raise ValueError("resume=True resumes from the attached Checkpoint callback's folder, but none is attached; pass the path instead.")
             return Path(ckpt.dir)
@@ -183,7 +183,7 @@ class Learner(FitRecipes, BaseLearner):
     def validate(self, dl: Any = None, cbs: Iterable[Callback] | None = None) -> dict[str, float]:
         """Loss and metrics over `dl` (default: the validation loader), e.g. {'valid_loss': .., 'accuracy': ..}."""
         dl = self._loader(dl)
-        recorder = self.__dict__.get("recorder")
+        recorder = getattr(self, "recorder", None)
         if isinstance(recorder, Recorder):  # it counts anyway: read its numbers rather than count twice
             self._eval_pass(dl, cbs)
             return dict(recorder.last_valid)

@@ -113,6 +113,43 @@ def test_the_loop_module_stays_small():
     assert len(Path(loop.__file__).read_bytes()) <= 10_240
 
 
+def test_no_library_code_reads_an_objects___dict__():
+    # In CPython 3.11, reading `obj.__dict__` moves the object's attributes into a real dict for
+    # good, after which every attribute read and method call on it is slower. The learner and its
+    # callbacks are read on every batch: `getattr(obj, name, None)` asks the same question.
+    found = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, f"reads of __dict__: {found}"
+
+
+def test_attaching_callbacks_keeps_the_learners_attributes_fast():
+    # The learner's attributes stay where CPython reads them fastest (see above): after a fit
+    # with the default callbacks, reading them specialises exactly as it does on a plain object.
+    # Before 2026-12-06 the learner's dict was materialised, and such a read took about 3x as long.
+    import dis
+
+    class Plain:
+        def __init__(self):
+            self.xb, self.model, self.training = 1, 2, 3
+
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(), progress=False)
+    learn.fit(1, cbs=[ll.Callback()])  # attached and removed again
+    assert learn.device == torch.device("cpu") and isinstance(learn.validate(), dict)
+
+    def specialised(obj) -> set[str]:
+        code = compile("def reads(o):\n    return o.xb, o.model, o.training\n", "<reads>", "exec")
+        scope: dict = {}
+        exec(code, scope)
+        for _ in range(64):  # enough runs for CPython to specialise the reads
+            scope["reads"](obj)
+        return {i.opname for i in dis.get_instructions(scope["reads"], adaptive=True) if i.opname.startswith("LOAD_ATTR")}
+
+    assert specialised(learn) == specialised(Plain())
+
+
 def test_every_phase_has_its_three_events_in_the_table():
     for phase in PHASES:
         before, cancelled, after = phase_events(phase)

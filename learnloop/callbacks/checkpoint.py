@@ -29,7 +29,7 @@ class _Monitor:
         self.name, self.mode, self.min_delta = name, mode, abs(min_delta)
 
     def check(self, learn: BaseLearner, who: str) -> None:
-        recorder = learn.__dict__.get("recorder")
+        recorder = getattr(learn, "recorder", None)
         if recorder is None:
             raise ValueError(f"{who} reads the Recorder's history, but no Recorder is attached; keep default_cbs=True.")
         available = recorder.columns(learn)

@@ -147,7 +147,7 @@ class GradientClip(Callback):
         if not params:
             return
         norm = torch.nn.utils.get_total_norm([p.grad for p in params], norm_type=self.norm_type)
-        recorder = learn.__dict__.get("recorder")
+        recorder = getattr(learn, "recorder", None)
         if recorder is not None:
             recorder.log("grad_norm", norm)
         if self.clip_value is not None:

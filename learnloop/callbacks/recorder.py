@@ -59,6 +59,7 @@ class Recorder(Callback):
         self.last_valid: dict[str, float] = {}
         self._acc = Accumulator()
         self._hp_rows: list[list[tuple]] = []
+        self._row: dict[str, float] | None = None  # the epoch's history row while it runs
         self._hp_keys: list[str] = []
         self._hp_locs: dict[str, Any] = {}
         self.logs: dict[str, list[float]] = {}
@@ -91,7 +92,7 @@ class Recorder(Callback):
         self._hp_row = _tuple_getter(self._hp_keys)
 
     def before_epoch(self, learn: BaseLearner) -> None:
-        self._row: dict[str, float] = {"epoch": learn.epoch}
+        self._row = {"epoch": learn.epoch}
         self._epoch_start = time.perf_counter()
 
     def before_train(self, learn: BaseLearner) -> None:
@@ -127,11 +128,11 @@ class Recorder(Callback):
                 "validation inputs hold NaN or inf, so the metrics mean nothing.",
                 stacklevel=2,
             )
-        if hasattr(self, "_row"):
+        if self._row is not None:
             self._row.update(self.last_valid)
 
     def after_epoch(self, learn: BaseLearner) -> None:
-        row = self.__dict__.get("_row")
+        row = self._row
         if row is None or row["epoch"] != learn.epoch:
             return  # cancelled before this epoch began for the Recorder: nothing ran, no row
         row["time"] = time.perf_counter() - self._epoch_start
@@ -145,7 +146,7 @@ class Recorder(Callback):
         if self._acc.losses and learn.training:  # the fit stopped mid-phase: keep what was seen
             self.losses.extend(self._acc.read()[0])
         self._flush_logs()
-        self.__dict__.pop("_row", None)
+        self._row = None
 
     def columns(self, learn: BaseLearner) -> list[str]:
         """The names each epoch's history row will have (besides `epoch` and `time`)."""
@@ -231,7 +232,7 @@ class Recorder(Callback):
             "hp_locs": dict(self._hp_locs),
             "hp_rows": [list(r) for r in self._hp_rows],
             # mid-epoch: the epoch's row so far and the phase's pending losses
-            "row": dict(self._row) if hasattr(self, "_row") else None,
+            "row": dict(self._row) if self._row is not None else None,
             "pending": self._acc.state_dict(),
             "logs": {k: list(v) for k, v in self.logs.items()},
             "pending_logs": {k: list(v) for k, v in self._pending_logs.items()},
