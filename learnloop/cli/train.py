@@ -34,9 +34,11 @@ class _RunFolder(Callback):
         self.out = out
 
     def after_epoch(self, learn: BaseLearner) -> None:
+        # Weights first: an epoch in history.json then always has its weights on disk, even when
+        # the process is killed between the two writes.
+        save_model(learn.model, self.out / "model.safetensors")
         history = learn.recorder.history
         atomic_write(self.out / "history.json", lambda f: f.write(json.dumps(history, indent=2).encode()))
-        save_model(learn.model, self.out / "model.safetensors")
 
 
 # What --resume takes back from a run's config.json.
