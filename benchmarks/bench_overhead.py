@@ -1,6 +1,6 @@
 """The framework's overhead with each contender alone in its own process.
 
-    python benchmarks/bench_overhead.py                 # 4 contenders x 8 processes, about 6 minutes
+    python benchmarks/bench_overhead.py                 # 5 contenders x 8 processes, about 5 minutes
     python benchmarks/bench_overhead.py --trials 4      # quicker, wider interval
 
 bench.py runs every contender in one process, which is what makes its side-by-side ratios
@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 CONTENDERS = ("hand", "hand-checked", "hand-same-work", "learnloop-bare", "learnloop")
-# Two-sided 95% t quantiles by degrees of freedom (a few values: the trials are few).
+# Two-sided 95% t quantiles by degrees of freedom; between entries the next lower one is used (a little wide).
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 15: 2.13, 20: 2.09, 30: 2.04}
 
 
