@@ -186,6 +186,14 @@ def learnloop_loop(model: nn.Module, opt_factory: Callable, data: tuple, bs: int
     return epoch, learn
 
 
+def contender_loop(name: str, model: nn.Module, opt_factory: Callable, data: tuple, bs: int, seed: int) -> tuple[Callable[[], dict], ll.Learner | None]:
+    """The epoch function of a contender named as in the tables (hand, hand-checked,
+    hand-same-work, learnloop, learnloop-bare), and its Learner for the learnloop ones."""
+    if name.startswith("hand"):
+        return hand_loop(model, opt_factory, data, bs, seed, check_finite=name == "hand-checked", same_work=name == "hand-same-work"), None
+    return learnloop_loop(model, opt_factory, data, bs, seed, bare=name == "learnloop-bare")
+
+
 # ---- measurement --------------------------------------------------------------------------------
 
 

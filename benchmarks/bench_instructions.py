@@ -32,7 +32,7 @@ CONTENDERS = ("hand", "hand-checked", "hand-same-work", "learnloop-bare", "learn
 
 def child(contender: str, n_batches: int) -> None:
     """One epoch of `n_batches` training batches by `contender` (run under callgrind)."""
-    from bench import hand_loop, learnloop_loop, make_mlp
+    from bench import contender_loop, make_mlp
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -44,13 +44,10 @@ def child(contender: str, n_batches: int) -> None:
     def sgd(params):
         return torch.optim.SGD(params, lr=0.01)
 
-    if contender.startswith("hand"):
-        epoch = hand_loop(model, sgd, data, 64, 0, check_finite=contender == "hand-checked", same_work=contender == "hand-same-work")
-    else:
-        epoch, learn = learnloop_loop(model, sgd, data, 64, 0, bare=contender == "learnloop-bare")
-        if contender.startswith("learnloop-without-"):  # e.g. learnloop-without-recorder: what one default costs
-            learn.remove_cbs([getattr(learn, contender.removeprefix("learnloop-without-"))])
-            epoch = learn.fit
+    epoch, learn = contender_loop(contender, model, sgd, data, 64, 0)
+    if contender.startswith("learnloop-without-"):  # e.g. learnloop-without-recorder: what one default costs
+        learn.remove_cbs([getattr(learn, contender.removeprefix("learnloop-without-"))])
+        epoch = learn.fit
     epoch()
 
 

@@ -36,17 +36,14 @@ T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 
 def one_process(contender: str, epochs: int) -> float:
     """Run in the child: CPU seconds of the fastest of `epochs` epochs of `contender` (after one warm-up epoch)."""
     import torch
-    from bench import WORKLOADS, hand_loop, learnloop_loop, load_data
+    from bench import WORKLOADS, contender_loop, load_data
 
     torch.set_num_threads(1)
     data, _ = load_data(50_000)
     make, bs, opt_factory = WORKLOADS["mlp-bs64"]
     torch.manual_seed(0)
     model = make()
-    if contender.startswith("hand"):
-        epoch = hand_loop(model, opt_factory, data, bs, 0, check_finite=contender == "hand-checked", same_work=contender == "hand-same-work")
-    else:
-        epoch = learnloop_loop(model, opt_factory, data, bs, 0, bare=contender == "learnloop-bare")[0]
+    epoch = contender_loop(contender, model, opt_factory, data, bs, 0)[0]
     times = []
     for i in range(epochs + 1):
         c0 = time.process_time()
