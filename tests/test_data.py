@@ -280,6 +280,20 @@ def test_dataloaders_from_tensors():
         DataLoaders.from_tensors(torch.randn(4, 2), torch.arange(4), torch.randn(4, 2))
 
 
+def test_dataloaders_name_a_mistyped_or_foreign_argument_and_pass_the_rest_to_both_loaders():
+    x, y = torch.randn(20, 2), torch.arange(20)
+    for typed, meant in [("bs", "batch_size"), ("valid_bs", "valid_batch_size"), ("num_worker", "num_workers"), ("colate_fn", "collate_fn")]:
+        with pytest.raises(TypeError, match=f"unknown argument '{typed}'. Did you mean '{meant}'"):
+            DataLoaders.from_tensors(x, y, x, y, **{typed: 4})
+    with pytest.raises(TypeError, match="unknown argument 'xyz'. Its arguments: batch_size"):
+        DataLoaders.from_datasets(ArrayDataset(x, y), xyz=1)
+    for chosen in ("shuffle", "sampler", "batch_sampler"):
+        with pytest.raises(TypeError, match=f"choose '{chosen}' themselves.*DataLoaders\\(DataLoader"):
+            DataLoaders.from_tensors(x, y, x, y, **{chosen: None})
+    dls = DataLoaders.from_tensors(x, y, x, y, batch_size=8, drop_last=True)
+    assert len(dls.train) == 2 and len(dls.valid) == 1  # drop_last reached both: 20 // 8 and 20 // 16
+
+
 def test_batch_transform_reshapes_for_a_cnn():
     from torch import nn
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import itertools
 from typing import Any, Callable, Iterator
 
@@ -266,6 +268,26 @@ class DataLoader:
         return f"DataLoader({self.dataset!r}, batches={len(self)}, batch_size={self.batch_size})"
 
 
+# Other libraries' names for our arguments, so a script ported from them gets pointed at ours.
+_OTHER_NAMES = {"bs": "batch_size", "val_bs": "valid_batch_size", "valid_bs": "valid_batch_size", "workers": "num_workers"}
+_SET_BY_DATALOADERS = ("shuffle", "sampler", "batch_sampler")  # the pair's own choice: shuffled train, ordered valid
+
+
+def _check_loader_kwargs(kwargs: dict[str, Any]) -> None:
+    fixed = ("dataset", "batch_size", *_SET_BY_DATALOADERS)
+    known = ["batch_size", "valid_batch_size", *(n for n in inspect.signature(DataLoader).parameters if n not in fixed)]
+    for name in kwargs:
+        if name in _SET_BY_DATALOADERS:
+            raise TypeError(
+                f"DataLoaders.from_datasets/from_tensors choose {name!r} themselves (a shuffled training loader, an ordered "
+                "validation loader); for another order build each loader yourself: DataLoaders(DataLoader(...), DataLoader(...))."
+            )
+        if name not in known:
+            close = _OTHER_NAMES.get(name) or next(iter(difflib.get_close_matches(name, known, n=1)), None)
+            hint = f" Did you mean {close!r}?" if close else ""
+            raise TypeError(f"DataLoaders got an unknown argument {name!r}.{hint} Its arguments: {', '.join(known)}.")
+
+
 class DataLoaders:
     """A training and a validation `DataLoader` (the lesson's DataBunch)."""
 
@@ -289,7 +311,9 @@ class DataLoaders:
         seed: int | None = None,
         **kwargs: Any,
     ) -> "DataLoaders":
-        """Shuffled training loader and ordered validation loader (twice the batch size by default)."""
+        """Shuffled training loader and ordered validation loader (twice the batch size by default).
+        Other keyword arguments (`num_workers`, `collate_fn`, ...) go to both `DataLoader`s."""
+        _check_loader_kwargs(kwargs)
         train = DataLoader(train_ds, batch_size, shuffle=True, seed=seed, **kwargs)
         valid = None
         if valid_ds is not None:
