@@ -49,8 +49,11 @@ class AvgMetric:
         self.count = 0
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        n = len(target)
-        self.total = self.total + self.func(pred, target).detach() * n
+        n = target.shape[0] if isinstance(target, torch.Tensor) else len(target)  # Tensor.__len__ runs Python code
+        value = self.func(pred, target)  # a scalar tensor or a plain number
+        if isinstance(value, torch.Tensor) and value.requires_grad:
+            value = value.detach()
+        self.total = self.total + value * n
         self.count += n
 
     def compute(self) -> torch.Tensor | float:
@@ -114,35 +117,47 @@ def batch_size(b: Any) -> int:
 
 
 class Accumulator:
-    """One phase's losses (weighted by batch size) and metrics, kept on the device and read back
-    in one transfer at the end. The Recorder and `Learner.validate` both count through it."""
+    """One phase's losses (weighted by batch size) and metrics, read back in one transfer at the
+    end. The Recorder and `Learner.validate` both count through it.
+
+    On an accelerator the losses stay there (reading one back would make the host wait for the
+    device); on the CPU each is read as a number when it comes, which costs less than keeping a
+    detached tensor per batch and stacking them at the end.
+    """
 
     def __init__(self) -> None:
         self.start([])
 
     def start(self, metrics: list[Any], device: torch.device | None = None) -> None:
         self.metrics, self.losses, self.sizes, self.device = list(metrics), [], [], device
+        self.on_host = device is None or device.type == "cpu"
         for m in self.metrics:
             m.reset()
             if isinstance(m, torch.nn.Module) and device is not None:
                 m.to(device)
 
     def add(self, loss: torch.Tensor, pred: Any, target: Any) -> None:
-        self.losses.append(loss.detach())
+        self.losses.append(loss.item() if self.on_host else loss.detach())
         self.sizes.append(target.shape[0] if isinstance(target, torch.Tensor) and target.ndim else batch_size(target))
         for m in self.metrics:
             m.update(pred, target)
 
+    def _loss_tensor(self) -> torch.Tensor:
+        if self.on_host:
+            return torch.tensor(self.losses, dtype=torch.float32)
+        return torch.stack(self.losses).float() if self.losses else torch.zeros(0, device=self.device)
+
     def state_dict(self) -> dict[str, Any]:
         """The pending losses and sizes (and `AvgMetric` sums): what a checkpoint taken mid-phase needs."""
         return {
-            "losses": torch.stack(self.losses) if self.losses else None,
+            "losses": self._loss_tensor() if self.losses else None,
             "sizes": list(self.sizes),
             "metrics": [m.state_dict() if hasattr(m, "state_dict") else None for m in self.metrics],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.losses = list(state["losses"].unbind()) if state["losses"] is not None else []
+        losses = state["losses"]
+        self.losses = [] if losses is None else losses.tolist() if self.on_host else list(losses.unbind())
         self.sizes = list(state["sizes"])
         for m, s in zip(self.metrics, state["metrics"]):
             if s is not None:
@@ -156,8 +171,8 @@ class Accumulator:
         what one process would over the whole data. (Other metric objects, such as torchmetrics',
         synchronise themselves in `compute()`.)"""
         names = [metric_name(m) for m in self.metrics]
-        device = self.losses[0].device if self.losses else (self.device or torch.device("cpu"))
-        losses = torch.stack(self.losses).float() if self.losses else torch.zeros(0, device=device)
+        losses = self._loss_tensor()
+        device = losses.device
         sizes = torch.tensor(self.sizes, dtype=losses.dtype, device=device)
         sums = [(losses * sizes).sum(), sizes.sum()]
         for m in self.metrics:

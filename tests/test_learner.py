@@ -57,6 +57,51 @@ def test_metric_kinds_and_names():
     assert out["top2"] >= out["accuracy"]
 
 
+def test_a_metric_function_may_return_a_plain_number():
+    # sklearn-style metrics return Python floats; they are weighted by batch size like tensors.
+    dls = tiny_dls(n_train=8, n_valid=10, bs=2, seed=1)
+    dls.valid = ll.DataLoader(dls.valid.dataset, batch_size=4)
+
+    def share_of_class_0(pred, target):
+        return float((target == 0).float().mean())
+
+    learn = ll.Learner(mlp(), dls, metrics=[share_of_class_0], progress=False)
+    learn.fit(1)
+    y = dls.valid.dataset.tensors[1]
+    assert learn.recorder.history[-1]["share_of_class_0"] == pytest.approx((y == 0).float().mean().item())
+    assert learn.validate()["share_of_class_0"] == pytest.approx((y == 0).float().mean().item())
+
+
+def test_accumulator_reads_the_same_whether_losses_are_kept_as_numbers_or_as_tensors():
+    # On the CPU each loss is read as a number as it comes; on an accelerator it stays a tensor
+    # until the phase ends. Both must give the same result, and a mid-phase state saved by one
+    # (a checkpoint taken on a GPU) must load into the other (resumed on a CPU) and back.
+    from learnloop.metrics import Accumulator
+
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.rand((), generator=g, dtype=torch.float64) * 3, torch.randn(n, 3, generator=g), torch.randint(0, 3, (n,), generator=g)) for n in (4, 4, 2)]
+    host, device = Accumulator(), Accumulator()
+    host.start([ll.AvgMetric(ll.accuracy)], torch.device("cpu"))
+    device.start([ll.AvgMetric(ll.accuracy)], torch.device("meta"))  # any non-CPU device takes the tensor path
+    assert host.on_host and not device.on_host
+    for loss, pred, y in batches[:2]:
+        host.add(loss, pred, y)
+        device.add(loss, pred, y)
+    assert isinstance(host.losses[0], float) and isinstance(device.losses[0], torch.Tensor)
+    saved_host, saved_device = host.state_dict(), device.state_dict()
+    host.load_state_dict(saved_device)
+    device.load_state_dict(saved_host)
+    for acc in (host, device):
+        acc.add(*batches[2])
+    (h_losses, h_values), (d_losses, d_values) = host.read(), device.read()
+    expected = [float(torch.tensor(loss.item(), dtype=torch.float32)) for loss, _, _ in batches]  # kept at float32
+    assert h_losses == d_losses == expected
+    sizes = torch.tensor([4.0, 4.0, 2.0])
+    assert h_values["loss"] == pytest.approx((torch.tensor(expected) * sizes).sum().item() / 10)
+    assert h_values == d_values
+    assert host.losses == device.losses == []
+
+
 def test_unknown_metric_is_an_error():
     with pytest.raises(ValueError, match="Unknown metric 'acc'"):
         ll.Learner(mlp(), tiny_dls(), metrics=["acc"])
