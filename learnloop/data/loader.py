@@ -283,8 +283,8 @@ def _check_loader_kwargs(kwargs: dict[str, Any]) -> None:
                 "validation loader); for another order build each loader yourself: DataLoaders(DataLoader(...), DataLoader(...))."
             )
         if name not in known:
-            close = _OTHER_NAMES.get(name) or next(iter(difflib.get_close_matches(name, known, n=1)), None)
-            hint = f" Did you mean {close!r}?" if close else ""
+            close = [_OTHER_NAMES[name]] if name in _OTHER_NAMES else difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"DataLoaders got an unknown argument {name!r}.{hint} Its arguments: {', '.join(known)}.")
 
 
