@@ -1,8 +1,9 @@
 """The data pipeline: datasets, samplers, collate, DataLoader and DataLoaders."""
 
 from .collate import collate
+from .dataloaders import DataLoaders
 from .dataset import ArrayDataset
-from .loader import DataLoader, DataLoaders, fetch
+from .loader import DataLoader, fetch
 from .sampler import BatchSampler, RandomSampler, SequentialSampler
 
 __all__ = [
