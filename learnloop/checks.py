@@ -1,7 +1,8 @@
 """Argument checks at the door: plain functions the Learner calls before any work starts.
 
 Each raises a `TypeError` or `ValueError` that names what was wrong and what to do instead.
-`loss_hint` is the one check that runs inside the loop, on the first loss of a fit.
+`loss_hint` is the one check that runs inside the loop, on the first loss of a fit; `batch_note`
+and `forward_note` add what the loop knows (the batch, shapes, dtypes) to an error raised inside it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ __all__ = [
     "check_pct",
     "as_list",
     "loss_hint",
+    "batch_form_error",
+    "batch_note",
+    "forward_note",
     "check_loss_value",
 ]
 
@@ -102,13 +106,19 @@ def _shape(x: Any) -> Any:
     return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
 
 
+def _dtypes(*xs: Any) -> str:
+    """' (float32 and int64)': a wrong dtype fails a loss or a layer as surely as a wrong shape."""
+    names = [str(x.dtype).removeprefix("torch.") for x in xs if isinstance(x, torch.Tensor)]
+    return f" ({' and '.join(names)})" if names else ""
+
+
 @contextlib.contextmanager
 def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
     """Around the first loss of a fit: an elementwise loss with mismatched shapes is an error,
     and any exception from the loss gets a note with both shapes (its type is kept, so an
     out-of-memory error still reads as one)."""
     hint = (
-        f"predictions of shape {_shape(pred)} and targets of shape {_shape(target)}. Make the model's output "
+        f"predictions of shape {_shape(pred)} and targets of shape {_shape(target)}{_dtypes(pred, target)}. Make the model's output "
         "fit the loss (e.g. (batch, n_classes) logits with (batch,) int64 class targets for cross-entropy)."
     )
     elementwise = loss_func in _ELEMENTWISE_FUNCS or isinstance(loss_func, _ELEMENTWISE_MODULES)
@@ -121,11 +131,36 @@ def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
         raise
 
 
+def batch_form_error(batch: Any) -> TypeError:
+    """What `split_batch` raises for a batch that is not (x, y) or (x,)."""
+    length = f" of length {len(batch)}" if isinstance(batch, (tuple, list)) else ""
+    return TypeError(
+        f"Expected batches of (x, y), got {type(batch).__name__}{length}. "
+        "Return (x, y) pairs from the dataset, or subclass Learner and override split_batch."
+    )
+
+
 def batch_note(e: Exception, pred: Any, target: Any, epoch: int, batch: int) -> Exception:
     """`e` (raised by the loss on a later batch) with a note naming the batch, the shapes, and
     any class target outside the model's output range (a bad label deep in the data)."""
     e.add_note(f"learnloop: the loss failed at epoch {epoch}, batch {batch}, on predictions of shape {_shape(pred)} and "
-               f"targets of shape {_shape(target)}{_bad_targets(pred, target)}.")  # fmt: skip
+               f"targets of shape {_shape(target)}{_dtypes(pred, target)}{_bad_targets(pred, target)}.")  # fmt: skip
+    return e
+
+
+def forward_note(e: Exception, model: nn.Module, xb: Any, epoch: int, batch: int) -> Exception:
+    """`e` (raised by the model's forward pass) with a note naming the batch, its inputs and the
+    layer they meet first; for integer inputs to floating-point weights, the likely missing conversion."""
+    note = f"learnloop: the model's forward pass failed at epoch {epoch}, batch {batch}, on inputs of shape {_shape(xb)}{_dtypes(xb)}."
+    first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
+    if first is not None:  # e.g. Linear(in_features=784, ...): a width or channel mismatch shows at a glance
+        note += f" The model's first layer with weights is {type(first).__name__}({first.extra_repr()})."
+        weight = next(first.parameters(recurse=False))
+        integers = isinstance(xb, torch.Tensor) and not (xb.is_floating_point() or xb.is_complex())
+        if integers and weight.is_floating_point() and not isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
+            note += (f" The inputs are integers and its weights {str(weight.dtype).removeprefix('torch.')}: convert the "
+                     "inputs to float in the data (e.g. x.float() / 255 for image bytes).")  # fmt: skip
+    e.add_note(note)
     return e
 
 

@@ -29,13 +29,14 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from .checks import as_list, batch_note, check_loss_value, loss_hint
+from .checks import as_list, batch_form_error, batch_note, check_loss_value, forward_note, loss_hint
 from .events import PHASES, Callback, CallbackList, phase_events
 
 __all__ = ["BaseLearner"]
 
 # Each phase's (before, after_cancel, after) events and exception, built once rather than per batch.
 _PHASES = {phase: (*phase_events(phase), exc) for phase, exc in PHASES.items()}
+_CANCELS = tuple(PHASES.values())
 
 
 class BaseLearner:
@@ -114,11 +115,7 @@ class BaseLearner:
         """A batch from the loader -> (xb, yb). Batches with no target give yb = None (inference)."""
         if isinstance(batch, (tuple, list)) and len(batch) in (1, 2):
             return batch[0], (batch[1] if len(batch) == 2 else None)
-        raise TypeError(
-            f"Expected batches of (x, y), got {type(batch).__name__}"
-            f"{f' of length {len(batch)}' if isinstance(batch, (tuple, list)) else ''}. "
-            "Return (x, y) pairs from the dataset, or subclass Learner and override split_batch."
-        )
+        raise batch_form_error(batch)
 
     def predict(self) -> None:
         """Forward pass: sets `self.pred`."""
@@ -163,15 +160,18 @@ class BaseLearner:
         self.callbacks(after)
 
     def _do_batch(self) -> None:
-        self.predict()
+        try:
+            self.predict()
+        except Exception as e:  # free unless raised; Cancel*Exceptions pass as they are
+            raise e if isinstance(e, _CANCELS) else forward_note(e, self.model, self.xb, self.epoch, self.iter)
         self.callbacks("after_pred")
         if self.yb is None:  # inference: nothing to compare against
             return
         if self._loss_checked:
             try:
                 self.get_loss()
-            except Exception as e:  # free unless raised: name the batch and what it held
-                raise batch_note(e, self.pred, self.yb, self.epoch, self.iter)
+            except Exception as e:
+                raise e if isinstance(e, _CANCELS) else batch_note(e, self.pred, self.yb, self.epoch, self.iter)
         else:
             with loss_hint(self.loss_func, self.pred, self.yb):
                 self.get_loss()

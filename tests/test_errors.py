@@ -65,6 +65,60 @@ def test_a_loss_that_is_not_one_number_stops_before_any_step(loss, kind, words):
     assert _untouched(learn, before)
 
 
+def test_a_failing_forward_pass_says_which_batch_and_what_the_inputs_were():
+    # torch's own message stays first and its type is kept; the note adds what torch cannot know.
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    wide = ll.Learner(nn.Sequential(nn.Flatten(), nn.Linear(5, 3)), ll.DataLoaders.from_tensors(x, y, batch_size=4), progress=False)
+    before = _snapshot(wide.model)
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as info:
+        wide.fit(1)
+    (note,) = info.value.__notes__
+    assert note == (
+        "learnloop: the model's forward pass failed at epoch 0, batch 0, on inputs of shape (4, 4) (float32). "
+        "The model's first layer with weights is Linear(in_features=5, out_features=3, bias=True)."
+    )
+    assert _untouched(wide, before)
+
+    # Image bytes fed straight to a float model: the note says what to convert; in validate() too.
+    learn = ll.Learner(nn.Linear(4, 3), ll.DataLoaders.from_tensors(x.to(torch.uint8), y, x.to(torch.uint8), y, batch_size=4), progress=False)
+    for run in (learn.fit, learn.validate):
+        with pytest.raises(RuntimeError) as info:
+            run()
+        assert "(uint8)" in info.value.__notes__[0] and "x.float() / 255" in info.value.__notes__[0]
+
+    # A model that embeds integer inputs is not told to convert them when it fails for another reason.
+    class Embeds(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(3, 3)
+
+        def forward(self, xb):
+            raise KeyError("vocabulary")
+
+    learn = ll.Learner(Embeds(), ll.DataLoaders.from_tensors(y[:, None], y, batch_size=4), progress=False)
+    with pytest.raises(KeyError) as info:
+        learn.fit(1)
+    assert "Embedding(3, 3)" in info.value.__notes__[0] and "convert" not in info.value.__notes__[0]
+
+    # Cancellation from inside the forward pass is steering, not an error: no note, and it still skips the batch.
+    class SkipAll(nn.Linear):
+        def forward(self, xb):
+            raise ll.CancelBatchException()
+
+    learn = ll.Learner(SkipAll(4, 3), ll.DataLoaders.from_tensors(x, y, batch_size=4), progress=False)
+    learn.fit(1)
+    assert learn.recorder.losses == [] and learn.train_batches_done == 2
+
+
+def test_a_failing_loss_names_the_dtypes_as_well_as_the_shapes():
+    # Float class targets have the right shape for cross-entropy; only the dtype says what is wrong.
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    learn = ll.Learner(nn.Linear(4, 3), ll.DataLoaders.from_tensors(x, y.float(), batch_size=4), progress=False)
+    with pytest.raises(RuntimeError) as info:
+        learn.fit(1)
+    assert "targets of shape (4,) (float32 and float32)" in info.value.__notes__[0]
+
+
 def test_empty_validation_and_empty_evaluation():
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     dls = ll.DataLoaders.from_tensors(x, y, x[:0], y[:0], batch_size=4)
