@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import random
 import re
 from contextlib import contextmanager
@@ -19,6 +20,9 @@ def set_seed(seed: int) -> None:
     learnloop's samplers draw their own seed from torch's RNG when none is given, so this one
     call also fixes the batch order.
     """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"set_seed takes an int, got {seed!r} ({type(seed).__name__}).")
+    seed = int(seed)  # numpy's integers too: Python's random.seed takes only int
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -274,7 +274,8 @@ MISTAKES = [
     ("fit_one_cycle(pct_start=1.5)", lambda: _learn().fit_one_cycle(1, pct_start=1.5), ValueError, "pct_start"),
     ("a ParamScheduler for a hyper-parameter the optimizer lacks", lambda: _fit_with(fit={"cbs": [ll.ParamScheduler({"beta": ll.sched_lin(0.1, 0.2)})]}), ValueError, "the optimizer has no 'beta'"),
     ("lr_find with too few batches", lambda: _learn().lr_find(num_it=1), ValueError, "num_it"),
-    ("GradientAccumulation(0)", lambda: ll.GradientAccumulation(0), ValueError, "positive int"),
+    ("GradientAccumulation(0)", lambda: ll.GradientAccumulation(0), ValueError, r"GradientAccumulation: n \(batches per optimizer step\) must be a positive int"),
+    ("set_seed('42')", lambda: ll.set_seed("42"), TypeError, r"set_seed takes an int, got '42' \(str\)"),
     ("GradientClip(max_norm=0)", lambda: ll.GradientClip(max_norm=0), ValueError, "max_norm must be a positive number"),
     ("MixedPrecision('fp8')", lambda: ll.MixedPrecision("fp8"), ValueError, "bf16"),
     ("Checkpoint(every_n_steps=0)", lambda: ll.Checkpoint(every_n_steps=0), ValueError, "every_n_steps"),
@@ -300,6 +301,7 @@ MISTAKES = [
     ("RandomAffine(degrees='10')", lambda: ll.RandomAffine(degrees="10"), TypeError, "degrees"),
     ("PilRandomFlip(p=2)", lambda: ll.PilRandomFlip(p=2), ValueError, "probability"),
     ("MixUp(alpha=-1)", lambda: ll.MixUp(alpha=-1), ValueError, "alpha"),
+    ("show_batch of loaders that hold no images", lambda: ll.show_batch(tiny_dls()), ValueError, r"draws images.*have shape \(2, 4\)"),
     # loggers and GANs
     ("TensorBoardLogger(every_n_steps=0)", lambda: ll.TensorBoardLogger(every_n_steps=0), ValueError, "every_n_steps"),
     ("CSVLogger into a folder that does not exist", lambda: _fit_with(cbs=[ll.CSVLogger("/no/such/folder/h.csv")]), FileNotFoundError, "does not exist"),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import random
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -175,6 +177,11 @@ def test_set_seed_makes_runs_bitwise_equal():
     (w1, l1), (w2, l2), (w3, _) = train_once(3), train_once(3), train_once(4)
     assert all(torch.equal(a, b) for a, b in zip(w1, w2)) and l1 == l2
     assert not all(torch.equal(a, b) for a, b in zip(w1, w3))
+    # A seed from numpy (a sweep's grid, say) seeds all three generators like the same int.
+    ll.set_seed(np.int64(3))
+    drawn = torch.rand(3), np.random.rand(), random.random()
+    ll.set_seed(3)
+    assert torch.equal(drawn[0], torch.rand(3)) and drawn[1:] == (np.random.rand(), random.random())
 
 
 def test_matches_hand_written_loop_bitwise():

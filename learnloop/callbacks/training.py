@@ -21,7 +21,7 @@ class GradientAccumulation(Callback):
 
     def __init__(self, n: int):
         if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}.")
+            raise ValueError(f"GradientAccumulation: n (batches per optimizer step) must be a positive int, got {n!r}.")
         self.n = n
 
     def before_fit(self, learn: BaseLearner) -> None:

@@ -65,6 +65,12 @@ def show_batch(dls: DataLoaders, n: int = 16, ncols: int = 8, path: str | Path |
     are applied on top, as training would."""
     xb, yb = dls.train.one_batch()
     xb = _for_display(xb, getattr(dls, "meta", {}))
+    if not (xb.ndim == 3 or (xb.ndim == 4 and xb.shape[1] in (1, 3, 4))):
+        raise ValueError(
+            f"show_batch draws images, batches of shape (batch, channels, height, width) or (batch, height, width); "
+            f"this training batch's inputs have shape {tuple(xb.shape)}. Pass image DataLoaders (folder_dataloaders, "
+            "to_dataloaders, or mnist()'s, which record how to reshape their flat rows)."
+        )
     if batch_tfms:
         xb = _augment(xb if xb.dtype == torch.uint8 else (xb * 255).round().to(torch.uint8), batch_tfms, seed)
     n = min(n, len(xb))
