@@ -140,18 +140,23 @@ def batch_form_error(batch: Any) -> TypeError:
     )
 
 
-def batch_note(e: Exception, pred: Any, target: Any, epoch: int, batch: int) -> Exception:
+def _where(epoch: int, batch: int, training: bool) -> str:
+    # Outside training the epoch means nothing: validate(), get_preds() and infer() run without one.
+    return f"at epoch {epoch}, batch {batch}" if training else f"in batch {batch} of a validation or inference pass"
+
+
+def batch_note(e: Exception, pred: Any, target: Any, epoch: int, batch: int, training: bool = True) -> Exception:
     """`e` (raised by the loss on a later batch) with a note naming the batch, the shapes, and
     any class target outside the model's output range (a bad label deep in the data)."""
-    e.add_note(f"learnloop: the loss failed at epoch {epoch}, batch {batch}, on predictions of shape {_shape(pred)} and "
+    e.add_note(f"learnloop: the loss failed {_where(epoch, batch, training)}, on predictions of shape {_shape(pred)} and "
                f"targets of shape {_shape(target)}{_dtypes(pred, target)}{_bad_targets(pred, target)}.")  # fmt: skip
     return e
 
 
-def forward_note(e: Exception, model: nn.Module, xb: Any, epoch: int, batch: int) -> Exception:
+def forward_note(e: Exception, model: nn.Module, xb: Any, epoch: int, batch: int, training: bool = True) -> Exception:
     """`e` (raised by the model's forward pass) with a note naming the batch, its inputs and the
     layer they meet first; for integer inputs to floating-point weights, the likely missing conversion."""
-    note = f"learnloop: the model's forward pass failed at epoch {epoch}, batch {batch}, on inputs of shape {_shape(xb)}{_dtypes(xb)}."
+    note = f"learnloop: the model's forward pass failed {_where(epoch, batch, training)}, on inputs of shape {_shape(xb)}{_dtypes(xb)}."
     first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
     if first is not None:  # e.g. Linear(in_features=784, ...): a width or channel mismatch shows at a glance
         note += f" The model's first layer with weights is {type(first).__name__}({first.extra_repr()})."

@@ -176,6 +176,12 @@ class Learner(FitRecipes, BaseLearner):
         dl = dl if dl is not None else self.dls.valid
         if dl is None:
             raise ValueError("No DataLoader to evaluate: dls.valid is None, so pass dl=...")
+        if isinstance(dl, torch.Tensor) or (isinstance(dl, (tuple, list)) and dl and all(isinstance(v, torch.Tensor) for v in dl)):
+            # a list of (x, y) batches is a loader; tensors themselves are not (iterating them yields rows)
+            raise TypeError(
+                f"dl must yield (x, y) batches, got {'a tensor' if isinstance(dl, torch.Tensor) else f'a {type(dl).__name__} of tensors'}; "
+                "for tensors in memory use ll.DataLoader(ll.ArrayDataset(x, y), batch_size=64) (or learn.infer(x) for predictions)."
+            )
         if hasattr(dl, "__len__") and len(dl) == 0:
             raise ValueError("The DataLoader to evaluate yields no batches (an empty dataset?); there is nothing to measure.")
         return dl

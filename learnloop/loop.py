@@ -34,7 +34,7 @@ from .events import PHASES, Callback, CallbackList, phase_events
 
 __all__ = ["BaseLearner"]
 
-# Each phase's (before, after_cancel, after) events and exception, built once rather than per batch.
+# Each phase's (before, after_cancel, after) events and exception, built once.
 _PHASES = {phase: (*phase_events(phase), exc) for phase, exc in PHASES.items()}
 _CANCELS = tuple(PHASES.values())
 
@@ -162,8 +162,8 @@ class BaseLearner:
     def _do_batch(self) -> None:
         try:
             self.predict()
-        except Exception as e:  # free unless raised; Cancel*Exceptions pass as they are
-            raise e if isinstance(e, _CANCELS) else forward_note(e, self.model, self.xb, self.epoch, self.iter)
+        except Exception as e:  # free unless raised; cancellations pass as is
+            raise e if isinstance(e, _CANCELS) else forward_note(e, self.model, self.xb, self.epoch, self.iter, self.training)
         self.callbacks("after_pred")
         if self.yb is None:  # inference: nothing to compare against
             return
@@ -171,7 +171,7 @@ class BaseLearner:
             try:
                 self.get_loss()
             except Exception as e:
-                raise e if isinstance(e, _CANCELS) else batch_note(e, self.pred, self.yb, self.epoch, self.iter)
+                raise e if isinstance(e, _CANCELS) else batch_note(e, self.pred, self.yb, self.epoch, self.iter, self.training)
         else:
             with loss_hint(self.loss_func, self.pred, self.yb):
                 self.get_loss()

@@ -81,10 +81,12 @@ def test_a_failing_forward_pass_says_which_batch_and_what_the_inputs_were():
 
     # Image bytes fed straight to a float model: the note says what to convert; in validate() too.
     learn = ll.Learner(nn.Linear(4, 3), ll.DataLoaders.from_tensors(x.to(torch.uint8), y, x.to(torch.uint8), y, batch_size=4), progress=False)
-    for run in (learn.fit, learn.validate):
+    # (validation batches are twice the training ones)
+    for run, where in ((learn.fit, "at epoch 0, batch 0, on inputs of shape (4, 4)"), (learn.validate, "in batch 0 of a validation or inference pass, on inputs of shape (8, 4)")):
         with pytest.raises(RuntimeError) as info:
             run()
-        assert "(uint8)" in info.value.__notes__[0] and "x.float() / 255" in info.value.__notes__[0]
+        note = info.value.__notes__[0]
+        assert f"failed {where} (uint8)" in note and "x.float() / 255" in note
 
     # A model that embeds integer inputs is not told to convert them when it fails for another reason.
     class Embeds(nn.Module):
@@ -272,6 +274,10 @@ MISTAKES = [
     ("labels outside the classes, deep in the data", _labels_out_of_range, IndexError, "0..2"),
     ("gradients become inf (check_grads)", _grads_blow_up, FloatingPointError, "gradient of weight"),
     ("fit_one_cycle(pct_start=1.5)", lambda: _learn().fit_one_cycle(1, pct_start=1.5), ValueError, "pct_start"),
+    ("a ParamScheduler given a number, not a schedule", lambda: ll.ParamScheduler({"lr": 0.1}), TypeError, r"'lr' must be a schedule.*got 0.1. For a constant, use sched_no"),
+    ("a TorchScheduler class that needs more than the optimizer", lambda: _fit_with(cbs=[ll.TorchScheduler(torch.optim.lr_scheduler.StepLR)]), TypeError, "step_size"),
+    ("validate(dl=(x, y)) with tensors", lambda: _learn().validate(dl=(torch.zeros(4, 4), torch.zeros(4).long())), TypeError, r"dl must yield \(x, y\) batches, got a tuple of tensors"),
+    ("get_preds(dl=x) with a tensor", lambda: _learn().get_preds(dl=torch.zeros(4, 4)), TypeError, "got a tensor"),
     ("a ParamScheduler for a hyper-parameter the optimizer lacks", lambda: _fit_with(fit={"cbs": [ll.ParamScheduler({"beta": ll.sched_lin(0.1, 0.2)})]}), ValueError, "the optimizer has no 'beta'"),
     ("lr_find with too few batches", lambda: _learn().lr_find(num_it=1), ValueError, "num_it"),
     ("GradientAccumulation(0)", lambda: ll.GradientAccumulation(0), ValueError, r"GradientAccumulation: n \(batches per optimizer step\) must be a positive int"),
@@ -279,6 +285,7 @@ MISTAKES = [
     ("GradientClip(max_norm=0)", lambda: ll.GradientClip(max_norm=0), ValueError, "max_norm must be a positive number"),
     ("MixedPrecision('fp8')", lambda: ll.MixedPrecision("fp8"), ValueError, "bf16"),
     ("Checkpoint(every_n_steps=0)", lambda: ll.Checkpoint(every_n_steps=0), ValueError, "every_n_steps"),
+    ("Checkpoint('runs/ckpt'): the folder given first", lambda: ll.Checkpoint("runs/ckpt"), TypeError, r"first argument is every_n_steps; pass the folder by name: Checkpoint\(dir='runs/ckpt'\)"),
     ("EarlyStopping on a column that does not exist", lambda: _fit_with(cbs=[ll.EarlyStopping(monitor="val_acc")]), ValueError, "available"),
     ("infer(batch_size=0)", lambda: _learn().infer(torch.zeros(2, 4), batch_size=0), ValueError, "batch_size must be a positive int"),
     ("predict on a list", lambda: _learn().predict([1.0, 2.0, 3.0, 4.0]), TypeError, "one item as a tensor"),

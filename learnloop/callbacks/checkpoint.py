@@ -71,6 +71,8 @@ class Checkpoint(Callback):
         mode: str = "min",
         save_best: bool = False,
     ):
+        if isinstance(every_n_steps, (str, Path)):
+            raise TypeError(f"Checkpoint's first argument is every_n_steps; pass the folder by name: Checkpoint(dir={str(every_n_steps)!r}).")
         for what, v in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs)):
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise ValueError(f"{what} must be a positive int or None, got {v!r}.")

@@ -31,6 +31,14 @@ class ParamScheduler(Callback):
     def __init__(self, scheds: Mapping[str, Schedule | Sequence[Schedule]]):
         if not scheds:
             raise ValueError("ParamScheduler needs at least one schedule, e.g. {'lr': sched_cos(1e-2, 1e-4)}.")
+        for name, sched in dict(scheds).items():
+            many = isinstance(sched, Sequence) and not isinstance(sched, str)
+            if not (callable(sched) or (many and sched and all(callable(s) for s in sched))):
+                raise TypeError(
+                    f"ParamScheduler: {name!r} must be a schedule, a function of the position in the fit (0 to 1) such as "
+                    f"sched_lin(0.1, 0.01), or a list of them, one per param group; got {sched!r}. For a constant, use "
+                    f"sched_no(v, v), or set it on the optimizer."
+                )
         self.scheds = dict(scheds)
 
     def before_fit(self, learn: BaseLearner) -> None:
@@ -89,7 +97,12 @@ class TorchScheduler(Callback):
     def before_fit(self, learn: BaseLearner) -> None:
         # A class has a `step` attribute too, but it is a factory: build it on learn.opt.
         if isinstance(self.scheduler, type) or not hasattr(self.scheduler, "step"):
-            self.scheduler = self.scheduler(learn.opt)
+            try:
+                self.scheduler = self.scheduler(learn.opt)
+            except TypeError as e:  # StepLR without its step_size, say
+                e.add_note("learnloop: TorchScheduler builds the scheduler as factory(learn.opt); give the other arguments "
+                           "with a lambda, e.g. TorchScheduler(lambda opt: StepLR(opt, step_size=10)).")  # fmt: skip
+                raise
         if getattr(self.scheduler, "optimizer", learn.opt) is not learn.opt:
             raise ValueError("TorchScheduler: the scheduler drives another optimizer than learn.opt; pass a factory opt -> scheduler.")
         self._plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
