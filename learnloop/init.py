@@ -135,6 +135,9 @@ def init_model(
 ) -> nn.Module:
     """Re-initialise the weight of every submodule of `types` with `init` (passing `a` to inits
     that take it, e.g. the Kaiming ones) and set biases to `bias` (None leaves them). Returns the model."""
+    if not callable(init):
+        named = f" (torch.nn.init.{init}_?)" if isinstance(init, str) and hasattr(nn.init, f"{init}_") else ""
+        raise TypeError(f"init_model: init must be an init function such as torch.nn.init.kaiming_normal_, got {init!r}{named}.")
     params = inspect.signature(init).parameters
     kwargs = {}
     if "a" in params:
@@ -163,6 +166,8 @@ def lsuv_init(
     mode and its buffers (batch-norm running statistics) are left as they were, and no hooks
     remain.
     """
+    if not isinstance(xb, torch.Tensor):
+        raise TypeError(f"lsuv_init needs a batch of inputs xb as a tensor (e.g. xb, _ = dls.train.one_batch()), got {type(xb).__name__}.")
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, tuple(types))]
     if not layers:
         raise ValueError(f"lsuv_init: the model has no layers of types {[t.__name__ for t in types]}.")

@@ -108,6 +108,9 @@ def cnn(
 ) -> nn.Sequential:
     """The lesson's CNN for (batch, in_channels, H, W) images: stride-2 conv layers (5x5 first,
     then 3x3), each halving the image, global average pooling and a linear head."""
+    if isinstance(channels, int):
+        raise TypeError(f"cnn's first argument is channels, the conv layers' widths such as (8, 16, 32, 32), got {channels}; "
+                        "give the input's channels as in_channels=.")  # fmt: skip
     if not channels:
         raise ValueError("cnn needs at least one conv layer in channels.")
     sizes = [in_channels, *channels]

@@ -305,6 +305,12 @@ MISTAKES = [
     ("ImageList.from_files on a folder that does not exist", lambda: ll.ImageList.from_files("/no/such/images"), FileNotFoundError, "is not a folder"),
     ("random_splitter(valid_pct=1.5)", lambda: ll.random_splitter(valid_pct=1.5), ValueError, "valid_pct"),
     ("RandomCrop(0)", lambda: ll.RandomCrop(0), ValueError, "size"),
+    ("ResizeFixed('64'), a size from a config file", lambda: ll.ResizeFixed("64"), ValueError, r"size must be a positive int or a \(width, height\) pair of them, got '64'"),
+    ("ResizeFixed(0)", lambda: ll.ResizeFixed(0), ValueError, "positive int"),
+    # models and init
+    ("cnn(1): the input's channels where the widths go", lambda: ll.cnn(1), TypeError, "first argument is channels.*in_channels="),
+    ("init_model(m, 'kaiming_uniform')", lambda: ll.init_model(nn.Linear(2, 2), "kaiming_uniform"), TypeError, r"torch.nn.init.kaiming_uniform_\?"),
+    ("lsuv_init without a batch", lambda: ll.lsuv_init(nn.Linear(2, 2), None), TypeError, "needs a batch of inputs xb"),
     ("RandomAffine(degrees='10')", lambda: ll.RandomAffine(degrees="10"), TypeError, "degrees"),
     ("PilRandomFlip(p=2)", lambda: ll.PilRandomFlip(p=2), ValueError, "probability"),
     ("MixUp(alpha=-1)", lambda: ll.MixUp(alpha=-1), ValueError, "alpha"),

@@ -31,7 +31,10 @@ class ResizeFixed:
     order = 10
 
     def __init__(self, size: int | tuple[int, int], resample: int = Image.BILINEAR):
-        self.size = (size, size) if isinstance(size, int) else tuple(size)
+        pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
+        if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair):
+            raise ValueError(f"ResizeFixed: size must be a positive int or a (width, height) pair of them, got {size!r}.")
+        self.size = pair
         self.resample = resample
 
     def __call__(self, img: Image.Image) -> Image.Image:
