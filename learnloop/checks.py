@@ -157,7 +157,7 @@ def forward_note(e: Exception, model: nn.Module, xb: Any, epoch: int, batch: int
     """`e` (raised by the model's forward pass) with a note naming the batch, its inputs and the
     layer they meet first; for integer inputs to floating-point weights, the likely missing conversion."""
     note = f"learnloop: the model's forward pass failed {_where(epoch, batch, training)}, on inputs of shape {_shape(xb)}{_dtypes(xb)}."
-    first = next((m for m in model.modules() if any(True for _ in m.parameters(recurse=False))), None)
+    first = next((m for m in model.modules() if next(m.parameters(recurse=False), None) is not None), None)
     if first is not None:  # e.g. Linear(in_features=784, ...): a width or channel mismatch shows at a glance
         note += f" The model's first layer with weights is {type(first).__name__}({first.extra_repr()})."
         weight = next(first.parameters(recurse=False))

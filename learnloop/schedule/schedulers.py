@@ -37,7 +37,7 @@ class ParamScheduler(Callback):
                 raise TypeError(
                     f"ParamScheduler: {name!r} must be a schedule, a function of the position in the fit (0 to 1) such as "
                     f"sched_lin(0.1, 0.01), or a list of them, one per param group; got {sched!r}. For a constant, use "
-                    f"sched_no(v, v), or set it on the optimizer."
+                    "sched_no(v, v), or set it on the optimizer."
                 )
         self.scheds = dict(scheds)
 
