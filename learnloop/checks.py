@@ -8,6 +8,7 @@ and `forward_note` add what the loop knows (the batch, shapes, dtypes) to an err
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 from typing import Any, Callable, Iterable, Iterator
 
@@ -66,6 +67,15 @@ def check_opt_func(opt_func: Any) -> None:
             "opt_func must be an optimizer class or factory such as torch.optim.SGD (not an optimizer "
             "instance): the Learner creates the optimizer itself with opt_func(params, lr=lr)."
         )
+    try:
+        params = inspect.signature(opt_func).parameters.values()
+    except (TypeError, ValueError):  # some builtins have no signature to read: they fail at the first fit instead
+        return
+    if not any(p.name == "lr" or p.kind is p.VAR_KEYWORD for p in params):
+        raise TypeError(
+            "opt_func is called as opt_func(params, lr=lr) and takes no lr; give it one, e.g. "
+            "lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)."
+        )
 
 
 def check_lr(lr: Any, what: str = "lr") -> None:
@@ -103,7 +113,7 @@ _ELEMENTWISE_MODULES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss, nn
 
 
 def _shape(x: Any) -> Any:
-    return tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+    return tuple(x.shape) if isinstance(x, torch.Tensor) else f"{type(x).__name__} (not a tensor)"
 
 
 def _dtypes(*xs: Any) -> str:
@@ -121,6 +131,9 @@ def loss_hint(loss_func: Callable, pred: Any, target: Any) -> Iterator[None]:
         f"predictions of shape {_shape(pred)} and targets of shape {_shape(target)}{_dtypes(pred, target)}. Make the model's output "
         "fit the loss (e.g. (batch, n_classes) logits with (batch,) int64 class targets for cross-entropy)."
     )
+    if isinstance(pred, (tuple, list)):  # nn.LSTM and friends return (output, state)
+        hint += (f" The model returned a {type(pred).__name__} of {len(pred)}: have it return the one tensor the loss "
+                 "takes (wrap it, e.g. a module whose forward returns model(x)[0]), or override Learner.get_loss.")  # fmt: skip
     elementwise = loss_func in _ELEMENTWISE_FUNCS or isinstance(loss_func, _ELEMENTWISE_MODULES)
     if elementwise and isinstance(pred, torch.Tensor) and isinstance(target, torch.Tensor) and pred.shape != target.shape:
         raise ValueError(f"{getattr(loss_func, '__name__', type(loss_func).__name__)} got {hint}")

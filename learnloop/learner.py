@@ -132,6 +132,11 @@ class Learner(FitRecipes, BaseLearner):
         callbacks); the finished run equals the uninterrupted one.
         """
         checks.check_n_epochs(n_epochs)
+        if isinstance(lr, (list, tuple)):
+            raise TypeError(
+                "fit(lr=...) takes one learning rate for every param group; for one per group use a recipe "
+                "(fit_one_cycle(lr_max=[...])) or set learn.opt.param_groups[i]['lr'] before fit()."
+            )
         if lr is not None:
             checks.check_lr(lr)
         checks.check_dls(self.dls)

@@ -121,6 +121,27 @@ def test_a_failing_loss_names_the_dtypes_as_well_as_the_shapes():
     assert "targets of shape (4,) (float32 and float32)" in info.value.__notes__[0]
 
 
+def test_a_model_that_returns_several_outputs_is_told_what_the_loss_needs():
+    # nn.LSTM returns (output, (h, c)): the loss gets a tuple, and the note says what to change.
+    x, y = torch.randn(8, 2, 4), torch.randint(0, 3, (8,))
+    learn = ll.Learner(nn.LSTM(4, 3, batch_first=True), ll.DataLoaders.from_tensors(x, y, batch_size=4), progress=False)
+    before = _snapshot(learn.model)
+    with pytest.raises(TypeError, match="must be Tensor, not tuple") as info:
+        learn.fit(1)
+    note = info.value.__notes__[0]
+    assert "predictions of shape tuple (not a tensor)" in note and "The model returned a tuple of 2" in note and "model(x)[0]" in note
+    assert _untouched(learn, before)
+
+
+def test_a_plot_into_a_missing_folder_names_the_folder(tmp_path):
+    learn = ll.Learner(nn.Linear(4, 3), tiny_dls(), progress=False)
+    learn.fit(1)
+    with pytest.raises(FileNotFoundError, match=f"Cannot write {tmp_path}/no/loss.png: the folder {tmp_path}/no does not exist"):
+        learn.recorder.plot_loss(path=tmp_path / "no" / "loss.png")
+    learn.recorder.plot_loss(path=tmp_path / "loss.png")  # the folder exists: written
+    assert (tmp_path / "loss.png").stat().st_size > 0
+
+
 def test_empty_validation_and_empty_evaluation():
     x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
     dls = ll.DataLoaders.from_tensors(x, y, x[:0], y[:0], batch_size=4)
@@ -263,6 +284,8 @@ MISTAKES = [
     ("model is a class", lambda: ll.Learner(nn.Linear, tiny_dls()), TypeError, r"instance, got the class Linear; create one"),
     ("dls is a tensor", lambda: ll.Learner(nn.Linear(4, 3), torch.randn(8, 4)), TypeError, "DataLoaders"),
     ("opt_func is an optimizer instance", lambda: ll.Learner(nn.Linear(4, 3), tiny_dls(), opt_func=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)), TypeError, "opt_func"),
+    ("opt_func that takes no lr", lambda: ll.Learner(nn.Linear(4, 3), tiny_dls(), opt_func=lambda p: torch.optim.SGD(p, lr=0.1)), TypeError, r"opt_func\(params, lr=lr\) and takes no lr"),
+    ("fit(lr=[...]) with one rate per group", lambda: _fit_with(fit={"lr": [0.1, 0.2]}), TypeError, "one learning rate for every param group"),
     ("fit(-1)", lambda: _learn().fit(-1), ValueError, "n_epochs"),
     ("fit('3')", lambda: _learn().fit("3"), (TypeError, ValueError), "n_epochs"),
     ("a single callback not in a list", lambda: _learn().fit(1, cbs=ll.ProgressBar()), None, None),
