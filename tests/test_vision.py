@@ -129,6 +129,25 @@ def test_bad_splits_and_labels_are_named(folder):
     assert proc(["b", "a", "b"]) == [1, 0, 1] and proc.deprocess([0, 1]) == ["a", "b"]
 
 
+def test_the_data_block_steps_in_the_wrong_order_or_uncalled_are_named(folder):
+    # The lesson's data blocks: files -> split -> label -> loaders. Each slip says which step is missing.
+    il = ImageList.from_files(folder)
+    with pytest.raises(TypeError, match=r"grandparent_splitter makes a function: pass what it returns as the splitter, e\.g\. grandparent_splitter\(\)"):
+        SplitData.split_by_func(il, grandparent_splitter)
+    with pytest.raises(TypeError, match=r"returns True \(valid\), False \(train\) or None \(left out\); it returned 'train' for .*cat_0"):
+        SplitData.split_by_func(il, lambda p: p.parent.parent.name)
+    with pytest.raises(TypeError, match="split_by_func splits an ItemList"):
+        SplitData.split_by_func(list(il.items), grandparent_splitter(valid_name="valid"))
+    with pytest.raises(TypeError, match=r"label_by_func labels a SplitData; split first"):
+        label_by_func(il, parent_labeler)
+    sd = SplitData.split_by_func(il, lambda p: int(p.parent.parent.name == "valid"))  # 0/1 split like False/True
+    assert (len(sd.train), len(sd.valid)) == (17, 4)
+    with pytest.raises(TypeError, match=r"regex_labeler makes a function: pass what it returns as the label function"):
+        label_by_func(sd, regex_labeler)
+    with pytest.raises(TypeError, match=r"needs labelled split data, got SplitData of unlabelled items: label it first"):
+        sd.to_dataloaders(batch_size=2)
+
+
 def test_item_transforms_in_order():
     img = Image.new("RGB", (7, 5), (255, 0, 0))
     x = ItemList([img], tfms=[to_float_tensor, ResizeFixed(4), to_byte_tensor])[0]

@@ -131,6 +131,16 @@ def random_splitter(valid_pct: float = 0.2, seed: int = 42) -> Callable[[Any], b
     return split
 
 
+def _called(f: Any, what: str) -> None:
+    """Passing one of the factories below uncalled (grandparent_splitter, not grandparent_splitter()) is an easy slip."""
+    examples = {grandparent_splitter: "grandparent_splitter()", random_splitter: "random_splitter(0.2)",
+                regex_labeler: r"regex_labeler(r'^(\w+)_\d+')"}  # fmt: skip
+    if f in examples:
+        raise TypeError(f"{f.__name__} makes a function: pass what it returns as the {what}, e.g. {examples[f]}.")
+    if not callable(f):
+        raise TypeError(f"A {what} is a function of an item, got {f!r}.")
+
+
 def func_splitter(f: Callable[[Any], bool | None]) -> Callable[[Any], bool | None]:
     """Any function of an item: True for valid, False for train, None to leave it out."""
     return f
@@ -144,7 +154,14 @@ class SplitData:
 
     @classmethod
     def split_by_func(cls, il: ItemList, f: Callable[[Any], bool | None]) -> "SplitData":
+        if not isinstance(il, ItemList):
+            raise TypeError(f"split_by_func splits an ItemList (e.g. ImageList.from_files(path)), got {type(il).__name__}.")
+        _called(f, "splitter")
         sides = [f(o) for o in il.items]
+        odd = next((i for i, s in enumerate(sides) if s not in (True, False, None)), None)
+        if odd is not None:
+            raise TypeError(f"A splitter returns True (valid), False (train) or None (left out); it returned {sides[odd]!r} for {il.items[odd]}.")
+        sides = [None if s is None else bool(s) for s in sides]  # numpy's bools and 0/1 count too
         train, valid = [o for o, s in zip(il.items, sides) if s is False], [o for o, s in zip(il.items, sides) if s is True]
         if not train or not valid:
             where = "validation" if not valid else "training"
@@ -246,6 +263,9 @@ def _labels(items: Sequence[Any], f: Callable[[Any], Any]) -> list[Any]:
 def label_by_func(sd: SplitData, f: Callable[[Any], Any], proc_y: CategoryProcessor | None = None) -> SplitData:
     """Label both sides of `sd` with `f`; the processor is fitted on the training labels and
     shared with validation. Returns a SplitData of two `LabeledData`."""
+    if not isinstance(sd, SplitData):
+        raise TypeError(f"label_by_func labels a SplitData; split first: SplitData.split_by_func(il, grandparent_splitter()), got {type(sd).__name__}.")
+    _called(f, "label function")
     proc_y = proc_y or CategoryProcessor()
     train = LabeledData(sd.train, proc_y(_labels(sd.train.items, f)), proc_y)
     valid = LabeledData(sd.valid, proc_y.process(_labels(sd.valid.items, f)), proc_y)

@@ -144,6 +144,11 @@ def to_dataloaders(
     `on_error='skip'` it is left out of its batch instead, and each pass ends with a warning
     saying how many were skipped and which was the first.
     """
+    if not all(hasattr(getattr(sd, side, None), "proc_y") for side in ("train", "valid")):
+        raise TypeError(
+            f"to_dataloaders needs labelled split data, got {type(sd).__name__}"
+            f"{' of unlabelled items' if hasattr(sd, 'train') else ''}: label it first, e.g. label_by_func(sd, parent_labeler)."
+        )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     tfms = list(item_tfms or [])
