@@ -60,6 +60,8 @@ def layer_stats(
     """Mean and std of every leaf layer's output on `xb`, and, given `yb` and `loss_func`, of
     each weight's gradient after one backward pass. The model's parameters, gradients and
     buffers are left as they were."""
+    if not isinstance(xb, torch.Tensor):
+        raise TypeError(f"layer_stats needs a batch of inputs xb as a tensor (e.g. xb, yb = dls.train.one_batch()), got {type(xb).__name__}.")
     if (yb is None) != (loss_func is None):
         raise ValueError("Pass both yb and loss_func for gradient statistics, or neither.")
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) and n]

@@ -34,6 +34,10 @@ class Hook:
     `forward=False`, `fn(hook, module, grad_input, grad_output)` after its backward)."""
 
     def __init__(self, module: nn.Module, fn: Callable[..., None], forward: bool = True):
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"Hook goes on an nn.Module, got {type(module).__name__}.")
+        if not callable(fn):
+            raise TypeError(f"Hook needs a function fn(hook, module, input, output), got {fn!r}.")
         self.module = module
         register = module.register_forward_hook if forward else module.register_full_backward_hook
         # The module keeps only a weak reference to us, so dropping the Hook removes it.
@@ -86,6 +90,8 @@ class Hooks:
 def find_modules(model: nn.Module, predicate: Callable[[nn.Module], bool] | type | tuple[type, ...]) -> list[nn.Module]:
     """Every submodule (the model included) for which `predicate(m)` holds; a type or tuple of
     types means `isinstance(m, types)`."""
+    if isinstance(predicate, nn.Module):  # callable, but calling it would run the layer on a module
+        raise TypeError(f"find_modules takes a predicate or a class, e.g. nn.{type(predicate).__name__}, not an instance of it.")
     if isinstance(predicate, (type, tuple)):
         types = predicate
         return [m for m in model.modules() if isinstance(m, types)]

@@ -107,6 +107,10 @@ def test_layer_names_and_labels_say_which_layer_is_watched():
     act = ll.ActivationStats(modules=[m[2], m, stranger])
     act.before_fit(ll.Learner(m, image_dls(), progress=False))
     assert act.layer_names == ["2", "", "Tanh"] and act.layer_labels == ["conv 1 (Conv2d 1->4)", "input (Sequential)", "Tanh"]
+    # ... or by their names in named_modules(), mixed with modules.
+    act = ll.ActivationStats(modules=["4", m[2]])
+    act.before_fit(ll.Learner(m, image_dls(), progress=False))
+    assert act.layer_names == ["4", "2"] and act.layer_labels[1] == "conv 1 (Conv2d 1->4)"
 
 
 def test_a_frozen_weight_has_no_gradient_std_and_the_records_have_the_documented_layout():

@@ -58,9 +58,21 @@ def _labels(model: nn.Module, mods: Sequence[nn.Module]) -> list[str]:
     return [seen.get(m, type(m).__name__) for m in mods]
 
 
+def _module(model: nn.Module, m: nn.Module | str) -> nn.Module:
+    """A watched module, given as itself or by its name in `model.named_modules()` ('0', 'layers.2')."""
+    if isinstance(m, nn.Module):
+        return m
+    if not isinstance(m, str):
+        raise TypeError(f"ActivationStats: modules are nn.Modules or their names in model.named_modules(), got {m!r}.")
+    names = dict(model.named_modules())
+    if m not in names:
+        raise ValueError(f"ActivationStats: the model has no module named {m!r}; it has {[n for n in names if n][:12]}.")
+    return names[m]
+
+
 class ActivationStats(Callback):
-    """Records activation statistics of `modules` (default: the model's activation layers, else
-    its conv and linear layers) every `every` training steps.
+    """Records activation statistics of `modules` (modules or their names in `model.named_modules()`;
+    default: the model's activation layers, else its conv and linear layers) every `every` training steps.
 
     After (or during) training: `stats()` gives the numbers as tensors, `plot_stats()`,
     `plot_colorful()` and `plot_dead()` draw them, and `summary()` says in words which layers
@@ -70,7 +82,7 @@ class ActivationStats(Callback):
     order = 70
     run_valid = False
 
-    def __init__(self, modules: Sequence[nn.Module] | None = None, every: int = 1, hist_bins: int = 40, hist_range: tuple[float, float] = (0, 10)):
+    def __init__(self, modules: Sequence[nn.Module | str] | None = None, every: int = 1, hist_bins: int = 40, hist_range: tuple[float, float] = (0, 10)):
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}.")
         self.modules, self.every, self.hist_bins, self.hist_range = modules, every, hist_bins, hist_range
@@ -85,7 +97,7 @@ class ActivationStats(Callback):
                 "ActivationStats hooks every watched layer, which changes a compiled model's graph at each recorded "
                 "step. Look inside the eager model (drop CompileModel / compile=True for this fit), then compile for speed."
             )
-        self._mods = list(self.modules) if self.modules is not None else _default_modules(model)
+        self._mods = [_module(model, m) for m in self.modules] if self.modules is not None else _default_modules(model)
         if not self._mods:
             raise ValueError("ActivationStats found no layers to watch; pass modules=[...].")
         names = {m: n for n, m in model.named_modules()}

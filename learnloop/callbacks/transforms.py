@@ -22,6 +22,8 @@ class BatchTransform(Callback):
     order = -50  # after DeviceCallback (-100): transforms run on the device
 
     def __init__(self, tfm: Callable[[Any], Any], on: str = "x", name: str | None = None):
+        if not callable(tfm):
+            raise TypeError(f"BatchTransform takes a function of the batch's tensor, e.g. Normalize(0.13, 0.31), got {tfm!r}.")
         if on not in ("x", "y", "both"):
             raise ValueError(f"on must be 'x', 'y' or 'both', got {on!r}.")
         self.tfm, self.on = tfm, on
@@ -39,6 +41,12 @@ class Normalize:
     """x -> (x - mean) / std, with scalar or per-channel (broadcastable) statistics."""
 
     def __init__(self, mean: float | torch.Tensor, std: float | torch.Tensor):
+        for what, v in (("mean", mean), ("std", std)):
+            if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
+                raise TypeError(f"Normalize: {what} must be a number or a tensor that broadcasts over the batch "
+                                f"(per channel: torch.tensor([...]).view(-1, 1, 1)), got {v!r}.")  # fmt: skip
+        if not bool((torch.as_tensor(std) > 0).all()):
+            raise ValueError(f"Normalize: std must be positive (it divides), got {std!r}.")
         self.mean, self.std = mean, std
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
