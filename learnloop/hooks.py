@@ -33,6 +33,8 @@ class Hook:
     """Calls `fn(hook, module, input, output)` after each forward of `module` (or, with
     `forward=False`, `fn(hook, module, grad_input, grad_output)` after its backward)."""
 
+    _handle: Any = None  # until registered: a Hook whose arguments were refused has nothing to remove
+
     def __init__(self, module: nn.Module, fn: Callable[..., None], forward: bool = True):
         if not isinstance(module, nn.Module):
             raise TypeError(f"Hook goes on an nn.Module, got {type(module).__name__}.")

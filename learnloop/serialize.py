@@ -38,6 +38,8 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    if path.is_dir():
+        raise IsADirectoryError(f"Cannot write {path}: it is a folder; name a file, e.g. {path / 'model.safetensors'}.")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -306,6 +306,8 @@ MISTAKES = [
     ("GradientAccumulation(0)", lambda: ll.GradientAccumulation(0), ValueError, r"GradientAccumulation: n \(batches per optimizer step\) must be a positive int"),
     ("set_seed('42')", lambda: ll.set_seed("42"), TypeError, r"set_seed takes an int, got '42' \(str\)"),
     ("GradientClip(max_norm=0)", lambda: ll.GradientClip(max_norm=0), ValueError, "max_norm must be a positive number"),
+    ("GradientClip(1.0, norm_type='l2')", lambda: ll.GradientClip(1.0, norm_type="l2"), ValueError, r"norm_type must be a positive number \(2.0: the Euclidean norm"),
+    ("Learner(device='gpu')", lambda: _learn(device="gpu"), ValueError, "device 'gpu' is not a torch device: use 'cpu', 'cuda'"),
     ("MixedPrecision('fp8')", lambda: ll.MixedPrecision("fp8"), ValueError, "bf16"),
     ("Checkpoint(every_n_steps=0)", lambda: ll.Checkpoint(every_n_steps=0), ValueError, "every_n_steps"),
     ("Checkpoint('runs/ckpt'): the folder given first", lambda: ll.Checkpoint("runs/ckpt"), TypeError, r"first argument is every_n_steps; pass the folder by name: Checkpoint\(dir='runs/ckpt'\)"),
@@ -349,6 +351,8 @@ MISTAKES = [
     ("show_batch of loaders that hold no images", lambda: ll.show_batch(tiny_dls()), ValueError, r"draws images.*have shape \(2, 4\)"),
     # loggers and GANs
     ("TensorBoardLogger(every_n_steps=0)", lambda: ll.TensorBoardLogger(every_n_steps=0), ValueError, "every_n_steps"),
+    ("CSVLogger given a folder for its file", lambda: _fit_with(cbs=[ll.CSVLogger(".")]), IsADirectoryError, r"CSVLogger: \. is a folder; give the path of a file"),
+    ("save_model into a folder's own path", lambda: ll.save_model(nn.Linear(2, 2), "."), IsADirectoryError, "it is a folder; name a file"),
     ("CSVLogger into a folder that does not exist", lambda: _fit_with(cbs=[ll.CSVLogger("/no/such/folder/h.csv")]), FileNotFoundError, "does not exist"),
     ("GANLearner(n_crit=0)", lambda: ll.GANLearner(nn.Linear(2, 2), nn.Linear(2, 1), tiny_dls(), n_crit=0), ValueError, "n_crit"),
     # files

@@ -43,7 +43,10 @@ class DeviceCallback(Callback):
     order = -100  # before anything that looks at the batch
 
     def __init__(self, device: torch.device | str | None = None):
-        self.device = torch.device(device) if device is not None else default_device()
+        try:
+            self.device = torch.device(device) if device is not None else default_device()
+        except (RuntimeError, TypeError) as e:  # torch's message lists twenty device types
+            raise ValueError(f"device {device!r} is not a torch device: use 'cpu', 'cuda', 'cuda:1', 'mps', or None for the best available.") from e
         self.name = "device_cb"  # `learn.device` is the torch.device itself
         # Host-to-GPU copies can overlap compute; to the CPU there is nothing to overlap.
         self.non_blocking = self.device.type == "cuda"

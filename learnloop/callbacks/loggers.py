@@ -33,6 +33,8 @@ class _EpochFile(Callback):
     def before_fit(self, learn: BaseLearner) -> None:
         if not self.path.parent.is_dir():
             raise FileNotFoundError(f"{type(self).__name__}: the folder of {self.path} does not exist.")
+        if self.path.is_dir():
+            raise IsADirectoryError(f"{type(self).__name__}: {self.path} is a folder; give the path of a file to write, inside it or elsewhere.")
         self._first, self._seen = True, 0
 
     def after_batch(self, learn: BaseLearner) -> None:

@@ -140,6 +140,8 @@ class GradientClip(Callback):
                 raise ValueError(f"{what} must be a positive number, got {v!r}.")
         if max_norm is None and clip_value is None:
             raise ValueError("Give max_norm or clip_value.")
+        if isinstance(norm_type, bool) or not isinstance(norm_type, (int, float)) or not norm_type > 0:
+            raise ValueError(f"norm_type must be a positive number (2.0: the Euclidean norm, float('inf'): the largest entry), got {norm_type!r}.")
         self.max_norm, self.norm_type, self.clip_value = max_norm, norm_type, clip_value
 
     def before_step(self, learn: BaseLearner) -> None:
