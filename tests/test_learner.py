@@ -93,6 +93,8 @@ def test_accumulator_reads_the_same_whether_losses_are_kept_as_numbers_or_as_ten
     saved_host, saved_device = host.state_dict(), device.state_dict()
     host.load_state_dict(saved_device)
     device.load_state_dict(saved_host)
+    # each keeps its own form after the exchange: numbers on the host, tensors on the device
+    assert [type(v) for v in host.losses] == [float, float] and all(isinstance(v, torch.Tensor) for v in device.losses)
     for acc in (host, device):
         acc.add(*batches[2])
     (h_losses, h_values), (d_losses, d_values) = host.read(), device.read()
