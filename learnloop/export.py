@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .checkpoint import _load_model_state
+from .checks import forward_note
 from .layers import build
 from .loop import BaseLearner
 from .serialize import read_state, write_state
@@ -67,13 +68,19 @@ class Predictor:
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> tuple[list[Any], torch.Tensor]:
         """(labels, probabilities) for raw inputs: class names when known, else class indices."""
-        probs = self.model(self.prepare(x)).softmax(-1).cpu()
+        x = self.prepare(x)
+        try:
+            probs = self.model(x).softmax(-1).cpu()
+        except Exception as e:
+            raise forward_note(e, self.model, x, 0, 0, training=False)
         idx = probs.argmax(-1).tolist()
         return [self.classes[i] for i in idx] if self.classes else idx, probs
 
     @torch.no_grad()
     def get_preds(self, dl: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Model outputs (logits) and targets over a loader of raw `(x, y)` or `(x,)` batches."""
+        if isinstance(dl, torch.Tensor):  # iterating it would feed the model one row at a time, unbatched
+            raise TypeError("get_preds takes a loader of (x, y) or (x,) batches; for a tensor of inputs use predict(x).")
         outs, targets = [], []
         for batch in dl:
             x, y = (batch[0], batch[1] if len(batch) > 1 else None) if isinstance(batch, (tuple, list)) else (batch, None)

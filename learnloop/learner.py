@@ -231,6 +231,8 @@ class Learner(FitRecipes, BaseLearner):
         """Model outputs for raw inputs `x` (no targets), in eval mode, batched, returned on the CPU."""
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"infer takes the inputs as one tensor, a batch of rows, got {type(x).__name__}; stack a list with torch.stack(items).")
         bs = batch_size or getattr(self.dls.valid or self.dls.train, "batch_size", None) or 256
         preds, _ = self.get_preds(DataLoader(ArrayDataset(x), batch_size=bs))
         return preds
@@ -245,7 +247,13 @@ class Learner(FitRecipes, BaseLearner):
         if not isinstance(item, torch.Tensor):
             raise TypeError(f"predict takes one item as a tensor shaped like a row of the loaders' batches, got {type(item).__name__}; "
                             "for files or Pillow images, export the learner and use load_learner(...).predict.")  # fmt: skip
-        probs = self.infer(item.unsqueeze(0)).float().softmax(-1)[0]
+        out = self.infer(item.unsqueeze(0))
+        if out.ndim != 2:  # a batch passed as one item comes back with an extra dimension, not one row of scores
+            raise ValueError(
+                f"predict takes one item (a row of the loaders' batches, without the batch dimension); the model maps "
+                f"{tuple(item.shape)} to {tuple(out.shape[1:])}, not to one score per class. For a batch use learn.infer(xb)."
+            )
+        probs = out.float().softmax(-1)[0]
         idx = int(probs.argmax())
         classes = self.classes
         return (classes[idx] if classes else idx), idx, probs

@@ -173,7 +173,8 @@ def read_state(path: str | Path, kind: str) -> dict[str, Any]:
     except SafetensorError as e:
         raise CheckpointError(f"{path} is not a learnloop {kind} file, or it is truncated or corrupt ({e}).{_sniff(path)}") from e
     if meta.get("kind") != kind:
-        raise CheckpointError(f"{path} is a learnloop {meta.get('kind')!r} file, not a {kind}.")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise CheckpointError(f"{path} is a learnloop {meta.get('kind')!r} file, not {article} {kind}.")
     version = int(meta.get("format_version", "0"))
     if version > FORMAT_VERSION:
         raise CheckpointError(

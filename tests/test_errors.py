@@ -15,6 +15,7 @@ import learnloop as ll
 from learnloop import optim
 from learnloop.cli import main
 from learnloop.datasets import DataNotFoundError, mnist
+from learnloop.serialize import CheckpointError
 
 from .conftest import tiny_dls
 
@@ -87,6 +88,11 @@ def test_a_failing_forward_pass_says_which_batch_and_what_the_inputs_were():
             run()
         note = info.value.__notes__[0]
         assert f"failed {where} (uint8)" in note and "x.float() / 255" in note
+
+    # An exported model's Predictor notes the same, on the inputs as prepared for the model.
+    with pytest.raises(RuntimeError, match="cannot be multiplied") as info:
+        _exported().predict(torch.zeros(12))
+    assert "on inputs of shape (12,) (float32). The model's first layer with weights is Linear(in_features=4" in info.value.__notes__[0]
 
     # A model that embeds integer inputs is not told to convert them when it fails for another reason.
     class Embeds(nn.Module):
@@ -314,6 +320,10 @@ MISTAKES = [
     ("EarlyStopping on a column that does not exist", lambda: _fit_with(cbs=[ll.EarlyStopping(monitor="val_acc")]), ValueError, "available"),
     ("infer(batch_size=0)", lambda: _learn().infer(torch.zeros(2, 4), batch_size=0), ValueError, "batch_size must be a positive int"),
     ("predict on a list", lambda: _learn().predict([1.0, 2.0, 3.0, 4.0]), TypeError, "one item as a tensor"),
+    ("predict on a batch", lambda: _learn().predict(torch.zeros(5, 4)), ValueError, r"predict takes one item .* maps \(5, 4\) to \(5, 3\), not to one score per class. For a batch use learn.infer"),
+    ("infer on a list of items", lambda: _learn().infer([torch.zeros(4)] * 3), TypeError, r"infer takes the inputs as one tensor.*torch.stack"),
+    ("a Predictor's get_preds on a tensor", lambda: _exported().get_preds(torch.zeros(5, 4)), TypeError, r"get_preds takes a loader.*use predict\(x\)"),
+    ("load_learner of a checkpoint", lambda: ll.load_learner(_checkpoint()), CheckpointError, "'checkpoint' file, not an export"),
     # data
     ("DataLoader batch_size 0", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4)), batch_size=0), ValueError, "batch_size"),
     ("DataLoader num_workers -1", lambda: ll.DataLoader(ll.ArrayDataset(torch.zeros(4)), num_workers=-1), ValueError, "num_workers"),
@@ -359,6 +369,22 @@ MISTAKES = [
     ("load a checkpoint that does not exist", lambda: _learn().load("/no/such/file.safetensors"), FileNotFoundError, "file.safetensors"),
     ("load_model of another architecture", lambda: ll.load_model(nn.Linear(5, 3), _saved_linear()), ValueError, "shape"),
 ]
+
+
+def _exported():
+    import tempfile
+
+    learn = _learn()
+    learn.fit(1)
+    return ll.load_learner(learn.export(tempfile.mkdtemp() + "/m.ll"), model=nn.Linear(4, 3))
+
+
+def _checkpoint():
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/c"
+    _learn().save(path)
+    return path
 
 
 def _saved_linear():
