@@ -21,6 +21,7 @@ __all__ = [
     "check_dls",
     "check_loss_func",
     "check_opt_func",
+    "check_opt_holds",
     "check_lr",
     "check_n_epochs",
     "check_pct",
@@ -75,6 +76,20 @@ def check_opt_func(opt_func: Any) -> None:
         raise TypeError(
             "opt_func is called as opt_func(params, lr=lr) and takes no lr; give it one, e.g. "
             "lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)."
+        )
+
+
+def check_opt_holds(opt: torch.optim.Optimizer, model: nn.Module) -> None:
+    """Every trainable parameter of the model is in the optimizer: a model replaced (or a layer
+    added) after the optimizer was made would otherwise not train at all, silently."""
+    held = {id(p) for group in opt.param_groups for p in group["params"]}
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
+    if missing:
+        what = f"all {len(missing)}: was learn.model replaced?" if len(missing) == len(trainable) else f"{len(missing)} of {len(trainable)}: a layer added?"
+        raise ValueError(
+            f"The optimizer does not hold the model's parameters {missing[:5]} ({what}), so they would not train. "
+            "fit(..., reset_opt=True) makes an optimizer for the model as it is now (or call learn.create_opt())."
         )
 
 

@@ -140,6 +140,8 @@ class Learner(FitRecipes, BaseLearner):
         if lr is not None:
             checks.check_lr(lr)
         checks.check_dls(self.dls)
+        if self.opt is not None and not reset_opt:
+            checks.check_opt_holds(self.opt, self.model)
         extra = checks.as_list(cbs)
         if resume is not None and resume is not False:
             state, path = load_checkpoint(self._resume_path(resume))

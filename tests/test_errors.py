@@ -258,6 +258,18 @@ def _fit_with(**kw):
         assert _untouched(learn, before), "weights changed before the error"
 
 
+def _fit_again(replace: bool):
+    """A first fit makes the optimizer; then the model changes under it. (reset_opt=True trains the new one.)"""
+    learn = _learn()
+    learn.fit(1)
+    learn.model = nn.Linear(4, 3) if replace else nn.Sequential(learn.model, nn.Linear(3, 3))
+    learn.fit(1, reset_opt=True)
+    held = {id(p) for g in learn.opt.param_groups for p in g["params"]}
+    assert all(id(p) in held for p in learn.model.parameters())
+    learn.model = nn.Linear(4, 3) if replace else nn.Sequential(learn.model[0], nn.Linear(3, 3))
+    learn.fit(1)
+
+
 def _labels_out_of_range():
     x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
     y[13] = 5  # deep in the data, not in the first batch
@@ -292,6 +304,8 @@ MISTAKES = [
     ("opt_func is an optimizer instance", lambda: ll.Learner(nn.Linear(4, 3), tiny_dls(), opt_func=torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1)), TypeError, "opt_func"),
     ("opt_func that takes no lr", lambda: ll.Learner(nn.Linear(4, 3), tiny_dls(), opt_func=lambda p: torch.optim.SGD(p, lr=0.1)), TypeError, r"opt_func\(params, lr=lr\) and takes no lr"),
     ("fit(lr=[...]) with one rate per group", lambda: _fit_with(fit={"lr": [0.1, 0.2]}), TypeError, "one learning rate for every param group"),
+    ("fit after replacing learn.model", lambda: _fit_again(replace=True), ValueError, r"does not hold the model's parameters \['weight', 'bias'\] \(all 2: was learn.model replaced\?\)"),
+    ("fit after adding a layer", lambda: _fit_again(replace=False), ValueError, r"\['1.weight', '1.bias'\] \(2 of 4: a layer added\?\).*reset_opt=True"),
     ("fit(-1)", lambda: _learn().fit(-1), ValueError, "n_epochs"),
     ("fit('3')", lambda: _learn().fit("3"), (TypeError, ValueError), "n_epochs"),
     ("a single callback not in a list", lambda: _learn().fit(1, cbs=ll.ProgressBar()), None, None),
