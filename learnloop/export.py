@@ -19,6 +19,7 @@ from .checkpoint import _load_model_state
 from .checks import forward_note
 from .layers import build
 from .loop import BaseLearner
+from .metrics import decoded, probabilities
 from .serialize import read_state, write_state
 from .utils import unwrap_model
 from .version import __version__
@@ -70,10 +71,10 @@ class Predictor:
         """(labels, probabilities) for raw inputs: class names when known, else class indices."""
         x = self.prepare(x)
         try:
-            probs = self.model(x).softmax(-1).cpu()
+            out = self.model(x).cpu()
         except Exception as e:
             raise forward_note(e, self.model, x, 0, 0, training=False)
-        idx = probs.argmax(-1).tolist()
+        probs, idx = probabilities(out), decoded(out).tolist()
         return [self.classes[i] for i in idx] if self.classes else idx, probs
 
     @torch.no_grad()

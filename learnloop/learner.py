@@ -25,7 +25,7 @@ from .distributed import gather_shards
 from .events import Callback
 from .export import export
 from .loop import BaseLearner
-from .metrics import Accumulator, resolve_metric
+from .metrics import Accumulator, decoded, probabilities, resolve_metric
 from .schedule.recipes import FitRecipes
 from .utils import model_device
 
@@ -214,8 +214,10 @@ class Learner(FitRecipes, BaseLearner):
         """Model outputs (logits: before any softmax) and targets over `dl` (default: the
         validation loader), concatenated on the CPU; targets are None for unlabelled batches.
 
-        `with_probs` adds softmax probabilities and `with_decoded` the predicted class indices
-        (argmax); `learn.classes[i]` names class i. Returns (preds, targets[, probs][, decoded]).
+        `with_probs` adds the probabilities and `with_decoded` the predicted class indices: softmax
+        and argmax, or, for a model with one logit per row (binary, BCE-with-logits), its sigmoid
+        and whether that passes 0.5. `learn.classes[i]` names class i. Returns
+        (preds, targets[, probs][, decoded]).
         """
         dl = self._loader(dl)
         gather = _GatherPreds()
@@ -224,9 +226,9 @@ class Learner(FitRecipes, BaseLearner):
         preds, targets = gather.result(sharded=getattr(getattr(dl, "sampler", None), "num_replicas", 1) > 1)
         out: tuple[torch.Tensor | None, ...] = (preds, targets)
         if with_probs:
-            out += (preds.float().softmax(-1),)
+            out += (probabilities(preds),)
         if with_decoded:
-            out += (preds.argmax(-1),)
+            out += (decoded(preds),)
         return out
 
     def infer(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
@@ -250,12 +252,13 @@ class Learner(FitRecipes, BaseLearner):
             raise TypeError(f"predict takes one item as a tensor shaped like a row of the loaders' batches, got {type(item).__name__}; "
                             "for files or Pillow images, export the learner and use load_learner(...).predict.")  # fmt: skip
         out = self.infer(item.unsqueeze(0))
-        if out.ndim != 2:  # a batch passed as one item comes back with an extra dimension, not one row of scores
+        if out.ndim > 2:  # a batch passed as one item comes back with an extra dimension, not one row of scores
             raise ValueError(
                 f"predict takes one item (a row of the loaders' batches, without the batch dimension); the model maps "
                 f"{tuple(item.shape)} to {tuple(out.shape[1:])}, not to one score per class. For a batch use learn.infer(xb)."
             )
-        probs = out.float().softmax(-1)[0]
+        p = probabilities(out)[0].reshape(-1)
+        probs = torch.cat([1 - p, p]) if p.numel() == 1 else p  # one logit: (P(class 0), P(class 1))
         idx = int(probs.argmax())
         classes = self.classes
         return (classes[idx] if classes else idx), idx, probs

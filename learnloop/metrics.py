@@ -9,7 +9,7 @@ import torch
 
 from .distributed import all_reduce_sum
 
-__all__ = ["accuracy", "error_rate", "AvgMetric", "resolve_metric", "metric_name", "batch_size", "Accumulator", "METRICS"]
+__all__ = ["accuracy", "error_rate", "probabilities", "decoded", "AvgMetric", "resolve_metric", "metric_name", "batch_size", "Accumulator", "METRICS"]
 
 
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -25,6 +25,24 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def error_rate(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1 - accuracy."""
     return 1 - accuracy(pred, target)
+
+
+def _one_logit(preds: torch.Tensor) -> bool:
+    # (N,) or (N, 1): a binary model's single logit per row (trained with BCE-with-logits)
+    return preds.ndim < 2 or preds.shape[-1] == 1
+
+
+def probabilities(preds: torch.Tensor) -> torch.Tensor:
+    """Class probabilities from model outputs: a softmax over the last dimension, or, for one
+    logit per row, its sigmoid (a softmax over a single column would be 1 everywhere)."""
+    preds = preds.float()
+    return preds.sigmoid() if _one_logit(preds) else preds.softmax(-1)
+
+
+def decoded(preds: torch.Tensor) -> torch.Tensor:
+    """The predicted class index of each row: the argmax, or, for one logit per row, 1 where its
+    sigmoid passes 0.5 (the logit passes 0)."""
+    return (preds > 0).long().reshape(preds.shape[:1]) if _one_logit(preds) else preds.argmax(-1)
 
 
 METRICS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {

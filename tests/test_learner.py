@@ -282,6 +282,30 @@ def test_get_preds_and_infer():
         learn.predict([1.0, 2.0, 3.0, 4.0])
 
 
+@pytest.mark.parametrize("squeeze", [False, True])
+def test_a_binary_model_with_one_logit_gets_sigmoid_probabilities(squeeze):
+    # One logit per row (BCE-with-logits): a softmax over its single column would be 1 for every
+    # row and the argmax always class 0. Outputs of shape (N, 1) and (N,) both mean this.
+    class OneLogit(nn.Linear):
+        def forward(self, x):
+            out = super().forward(x)
+            return out.squeeze(-1) if squeeze else out
+
+    torch.manual_seed(0)  # the layer's initial weights: some rows fall on each side
+    x = torch.randn(12, 4)
+    y = (x[:, 0] > 0).float()
+    y = y if squeeze else y[:, None]
+    learn = ll.Learner(OneLogit(4, 1), ll.DataLoaders.from_tensors(x, y, x, y, batch_size=4), loss_func=F.binary_cross_entropy_with_logits, progress=False)
+    with torch.no_grad():
+        logits = learn.model(x)
+    preds, _, probs, classes = learn.get_preds(with_probs=True, with_decoded=True)
+    assert torch.allclose(preds, logits) and torch.allclose(probs, torch.sigmoid(logits))
+    assert torch.equal(classes, (torch.sigmoid(logits) > 0.5).long().reshape(12)) and 0 < classes.sum() < 12
+    name, idx, p = learn.predict(x[3])
+    p1 = torch.sigmoid(logits[3]).reshape(())
+    assert torch.allclose(p, torch.stack([1 - p1, p1])) and idx == name == int(p1 > 0.5)
+
+
 def test_validate_restores_nothing_half_done():
     learn = ll.Learner(mlp(), tiny_dls(), progress=False)
     learn.model.train()
