@@ -13,11 +13,14 @@ __all__ = ["accuracy", "error_rate", "probabilities", "decoded", "AvgMetric", "r
 
 
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Share of rows whose highest-scoring class is the target."""
+    """Share of rows whose highest-scoring class is the target; for a binary model with one logit
+    per row and 0/1 targets of the same shape, of rows whose logit is on the target's side of 0."""
+    if pred.shape == target.shape and _one_logit(pred):
+        return ((pred > 0) == (target > 0.5)).float().mean()
     if pred.ndim != target.ndim + 1 or pred.shape[0] != target.shape[0]:
         raise ValueError(
-            f"accuracy expects (batch, n_classes) predictions and (batch,) class targets, "
-            f"got {tuple(pred.shape)} and {tuple(target.shape)}."
+            f"accuracy expects (batch, n_classes) predictions and (batch,) class targets, or one logit per "
+            f"row and 0/1 targets of its shape, got {tuple(pred.shape)} and {tuple(target.shape)}."
         )
     return (pred.argmax(dim=-1) == target).float().mean()
 

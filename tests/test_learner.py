@@ -295,9 +295,12 @@ def test_a_binary_model_with_one_logit_gets_sigmoid_probabilities(squeeze):
     x = torch.randn(12, 4)
     y = (x[:, 0] > 0).float()
     y = y if squeeze else y[:, None]
-    learn = ll.Learner(OneLogit(4, 1), ll.DataLoaders.from_tensors(x, y, x, y, batch_size=4), loss_func=F.binary_cross_entropy_with_logits, progress=False)
+    learn = ll.Learner(OneLogit(4, 1), ll.DataLoaders.from_tensors(x, y, x, y, batch_size=4), loss_func=F.binary_cross_entropy_with_logits,
+                       metrics=[ll.accuracy], progress=False)  # fmt: skip
     with torch.no_grad():
         logits = learn.model(x)
+    # accuracy of one logit per row: the share on the target's side of 0 (what a softmax could not say)
+    assert learn.validate()["accuracy"] == pytest.approx(((logits > 0) == (y > 0.5)).float().mean().item())
     preds, _, probs, classes = learn.get_preds(with_probs=True, with_decoded=True)
     assert torch.allclose(preds, logits) and torch.allclose(probs, torch.sigmoid(logits))
     assert torch.equal(classes, (torch.sigmoid(logits) > 0.5).long().reshape(12)) and 0 < classes.sum() < 12
