@@ -16,6 +16,10 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Share of rows whose highest-scoring class is the target; for a binary model with one logit
     per row and 0/1 targets of the same shape, of rows whose logit is on the target's side of 0."""
     if pred.shape == target.shape and _one_logit(pred):
+        # a regression's targets have this shape too: accuracy of those would be a meaningless number
+        if not bool(((target == 0) | (target == 1)).all()):
+            raise ValueError("accuracy of one output per row needs 0/1 targets (a binary model); these targets hold other "
+                             "values: a regression? Use a regression metric, e.g. lambda p, t: (p - t).abs().mean().")  # fmt: skip
         return ((pred > 0) == (target > 0.5)).float().mean()
     if pred.ndim != target.ndim + 1 or pred.shape[0] != target.shape[0]:
         raise ValueError(

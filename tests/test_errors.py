@@ -314,6 +314,7 @@ MISTAKES = [
     ("another library's event name", lambda: _learn(cbs=[_Tensorish()]), ValueError, "after_epoch"),
     ("a metric with the wrong signature", lambda: _fit_with(metrics=[lambda p: p.mean()]), TypeError, "checked before any step"),
     ("an unknown metric name", lambda: _learn(metrics=["acuracy"]), ValueError, "accuracy"),
+    ("accuracy of a regression", lambda: ll.accuracy(torch.randn(6, 1), torch.randn(6, 1)), ValueError, "needs 0/1 targets .* a regression"),
     ("labels outside the classes, deep in the data", _labels_out_of_range, IndexError, "0..2"),
     ("gradients become inf (check_grads)", _grads_blow_up, FloatingPointError, "gradient of weight"),
     ("fit_one_cycle(pct_start=1.5)", lambda: _learn().fit_one_cycle(1, pct_start=1.5), ValueError, "pct_start"),
