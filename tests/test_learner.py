@@ -309,6 +309,16 @@ def test_a_binary_model_with_one_logit_gets_sigmoid_probabilities(squeeze):
     assert torch.allclose(p, torch.stack([1 - p1, p1])) and idx == name == int(p1 > 0.5)
 
 
+def test_probabilities_and_decoded_against_torch_at_the_boundary():
+    from learnloop.metrics import decoded, probabilities
+
+    scores = torch.tensor([[2.0, -1.0, 0.5], [0.0, 0.0, 3.0]])
+    assert torch.equal(probabilities(scores), scores.softmax(-1)) and decoded(scores).tolist() == [0, 2]
+    logits = torch.tensor([[-0.5], [0.0], [1e-6]])  # a logit of exactly 0 is a sigmoid of 0.5: not past it
+    assert torch.equal(probabilities(logits), logits.sigmoid()) and decoded(logits).tolist() == [0, 0, 1]
+    assert decoded(logits[:, 0]).tolist() == [0, 0, 1] and ll.accuracy(logits, torch.tensor([[0.0], [0.0], [1.0]])) == 1
+
+
 def test_validate_restores_nothing_half_done():
     learn = ll.Learner(mlp(), tiny_dls(), progress=False)
     learn.model.train()
