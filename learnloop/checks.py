@@ -83,8 +83,8 @@ def check_opt_holds(opt: torch.optim.Optimizer, model: nn.Module) -> None:
     """Every trainable parameter of the model is in the optimizer: a model replaced (or a layer
     added) after the optimizer was made would otherwise not train at all, silently."""
     held = {id(p) for group in opt.param_groups for p in group["params"]}
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if id(p) not in held]
     if missing:
         what = f"all {len(missing)}: was learn.model replaced?" if len(missing) == len(trainable) else f"{len(missing)} of {len(trainable)}: a layer added?"
         raise ValueError(

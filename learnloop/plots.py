@@ -12,6 +12,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .utils import writable_path
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -51,9 +53,7 @@ def new_figure(width: float, height: float) -> "Figure":
 def save_figure(fig: "Figure", path: str | Path | None) -> "Figure":
     """Save `fig` as an image at `path` (format from the suffix) when a path is given; return it."""
     if path is not None:
-        if not Path(path).parent.is_dir():  # matplotlib's own error names neither the folder nor the cause
-            raise FileNotFoundError(f"Cannot write {path}: the folder {Path(path).parent} does not exist.")
-        fig.savefig(path, dpi=100)
+        fig.savefig(writable_path(path), dpi=100)  # matplotlib's own error names neither the folder nor the cause
         import matplotlib
         import matplotlib.pyplot as plt
 

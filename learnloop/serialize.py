@@ -18,6 +18,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .utils import writable_path
+
 __all__ = ["FORMAT_VERSION", "CheckpointError", "write_state", "read_state", "atomic_write"]
 
 FORMAT_VERSION = 1
@@ -35,9 +37,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     """Write a file so that it is either complete or absent: `write(f)` fills a temporary file
     beside `path`, which is flushed, fsynced and renamed over `path`. On any failure the
     temporary file is removed and `path` keeps its old content; a full disk says so."""
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    path = writable_path(path)
     if path.is_dir():
         raise IsADirectoryError(f"Cannot write {path}: it is a folder; name a file, e.g. {path / 'model.safetensors'}.")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

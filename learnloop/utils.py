@@ -6,12 +6,22 @@ import numbers
 import random
 import re
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 
-__all__ = ["set_seed", "step_generator", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case", "evaluating"]
+__all__ = ["writable_path", "set_seed", "step_generator", "default_device", "model_device", "unwrap_model", "to_device", "apply_to_tensors", "snake_case", "evaluating"]
+
+
+def writable_path(path: str | Path) -> Path:
+    """`path` as a Path, once its folder is known to exist: writers fail here with the folder's
+    name, not later with an error about a temporary file or none at all."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    return path
 
 
 def set_seed(seed: int) -> None:
