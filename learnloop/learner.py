@@ -259,7 +259,7 @@ class Learner(FitRecipes, BaseLearner):
             )
         p = probabilities(out)[0].reshape(-1)
         probs = torch.cat([1 - p, p]) if p.numel() == 1 else p  # one logit: (P(class 0), P(class 1))
-        idx = int(probs.argmax())
+        idx = int(decoded(out)[0])  # the same decision get_preds(with_decoded=True) makes
         classes = self.classes
         return (classes[idx] if classes else idx), idx, probs
 
